@@ -1,0 +1,175 @@
+/**
+ * The Celeriac app: the task registry and the connections both the worker and the producer use.
+ * Like a Celery app, it is configured once and shared: `app.task(...)` in task modules, `app.sendTask`
+ * from any TypeScript code.
+ */
+import type { Transport } from '../transports/transport';
+import type { ResultBackend } from '../backends/backend';
+import { createTransport } from '../transports';
+import { createBackend } from '../backends';
+import { buildTaskMessage, type TaskMessageOptions } from '../protocol/message';
+import type { SerializerName } from '../protocol/serializers';
+import { AsyncResult } from '../producer/asyncResult';
+import type { TaskDefinition, TaskFn, TaskOptions } from './task';
+
+export interface AppLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+  debug(msg: string): void;
+}
+
+export const silentLogger: AppLogger = { info() {}, warn() {}, error() {}, debug() {} };
+
+export interface AppOptions {
+  brokerUrl: string;
+  /** null/'' disables results (Celery's DisabledBackend). */
+  resultBackend: string | null;
+  brokerTransportOptions: Record<string, unknown>;
+  resultBackendTransportOptions: Record<string, unknown>;
+  /** Seconds; 0 = never expire. */
+  resultExpires: number;
+  resultExtended: boolean;
+  defaultQueue: string;
+  /** task name (or glob like 'reports.*') -> { queue }. */
+  taskRoutes: Record<string, { queue?: string; priority?: number }>;
+  taskSerializer: SerializerName;
+  /** Config-wide defaults for every task (task_acks_late, task_track_started, ...). */
+  taskDefaults: TaskOptions;
+  logger: AppLogger;
+}
+
+export interface SendOptions extends Omit<TaskMessageOptions, 'embed'> {
+  queue?: string;
+  /** Publish to a named exchange instead of the default one. */
+  exchange?: string;
+  routingKey?: string;
+  embed?: TaskMessageOptions['embed'];
+}
+
+export const DEFAULT_APP_OPTIONS: AppOptions = {
+  brokerUrl: 'filesystem://',
+  resultBackend: 'file://./data/results',
+  brokerTransportOptions: {},
+  resultBackendTransportOptions: {},
+  resultExpires: 86400,
+  resultExtended: false,
+  defaultQueue: 'celery',
+  taskRoutes: {},
+  taskSerializer: 'json',
+  taskDefaults: {},
+  logger: silentLogger,
+};
+
+/** A typed handle on a registered task: `add.delay(2, 3)`. */
+export interface TaskHandle<A extends unknown[], R> extends TaskDefinition<A, R> {
+  delay(...args: A): Promise<AsyncResult<Awaited<R>>>;
+  applyAsync(args?: A, kwargs?: Record<string, unknown>, options?: SendOptions): Promise<AsyncResult<Awaited<R>>>;
+}
+
+function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+}
+
+export class Celeriac {
+  readonly options: AppOptions;
+  readonly tasks = new Map<string, TaskDefinition>();
+  private transportPromise: Promise<Transport> | null = null;
+  private backendPromise: Promise<ResultBackend | null> | null = null;
+
+  constructor(options: Partial<AppOptions> = {}) {
+    this.options = { ...DEFAULT_APP_OPTIONS, ...options };
+  }
+
+  get log(): AppLogger {
+    return this.options.logger;
+  }
+
+  task<A extends unknown[], R>(name: string, fn: TaskFn<A, R>, options: TaskOptions = {}): TaskHandle<A, R> {
+    if (!name) throw new Error('a task needs a name');
+    const def: TaskDefinition<A, R> = { name, fn, options: Object.freeze({ ...options }) };
+    this.tasks.set(name, def as unknown as TaskDefinition);
+    return {
+      ...def,
+      delay: (...args: A) => this.sendTask<Awaited<R>>(name, args, {}, { queue: options.queue }),
+      applyAsync: (args?: A, kwargs?: Record<string, unknown>, opts: SendOptions = {}) =>
+        this.sendTask<Awaited<R>>(name, args ?? [], kwargs ?? {}, { queue: options.queue, ...opts }),
+    };
+  }
+
+  /** The effective options of a task: its own over the config-wide task defaults. */
+  taskOptions(def: TaskDefinition): TaskOptions {
+    return { ...this.options.taskDefaults, ...def.options };
+  }
+
+  /** The broker connection, connected on first use and shared. */
+  transport(): Promise<Transport> {
+    this.transportPromise ??= (async () => {
+      const t = createTransport(this.options.brokerUrl, this.options.brokerTransportOptions, this.log);
+      await t.connect();
+      return t;
+    })();
+    return this.transportPromise;
+  }
+
+  /** The result backend, or null when results are disabled. */
+  backend(): Promise<ResultBackend | null> {
+    this.backendPromise ??= (async () => {
+      const url = this.options.resultBackend;
+      if (!url) return null;
+      const b = createBackend(url, {
+        expires: this.options.resultExpires,
+        transportOptions: this.options.resultBackendTransportOptions,
+        logger: this.log,
+      });
+      await b.connect();
+      return b;
+    })();
+    return this.backendPromise;
+  }
+
+  /** The queue a task goes to: explicit option, then task_routes, then the default queue. */
+  routeFor(name: string, explicit?: string): { queue: string; priority?: number } {
+    if (explicit) return { queue: explicit };
+    for (const [pattern, route] of Object.entries(this.options.taskRoutes)) {
+      if (pattern === name || (pattern.includes('*') && globToRegExp(pattern).test(name))) {
+        return { queue: route.queue ?? this.options.defaultQueue, priority: route.priority };
+      }
+    }
+    return { queue: this.options.defaultQueue };
+  }
+
+  /** Send a task by name (Celery's send_task); works for Celeriac and Python workers alike. */
+  async sendTask<R = unknown>(
+    name: string,
+    args: readonly unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+    options: SendOptions = {},
+  ): Promise<AsyncResult<R>> {
+    const route = this.routeFor(name, options.queue);
+    const { id, message } = buildTaskMessage(name, args, kwargs, {
+      serializer: this.options.taskSerializer,
+      priority: route.priority,
+      ...options,
+    });
+    const transport = await this.transport();
+    await transport.publish({
+      message,
+      exchange: options.exchange ?? '',
+      routingKey: options.routingKey ?? route.queue,
+    });
+    return new AsyncResult<R>(id, await this.backend());
+  }
+
+  /** An AsyncResult for a task id sent elsewhere. */
+  async asyncResult<R = unknown>(id: string): Promise<AsyncResult<R>> {
+    return new AsyncResult<R>(id, await this.backend());
+  }
+
+  async close(): Promise<void> {
+    const [t, b] = await Promise.all([this.transportPromise, this.backendPromise]);
+    this.transportPromise = null;
+    this.backendPromise = null;
+    await Promise.all([t?.close(), b?.close()]);
+  }
+}

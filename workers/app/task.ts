@@ -1,0 +1,94 @@
+/** Task definitions: a name, a function, and Celery's per-task options. */
+import type { TaskRequest } from '../protocol/message';
+import type { SerializerName } from '../protocol/serializers';
+
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+/** Per-task options, named as Celery names them so a Celery user recognises each one. */
+export interface TaskOptions {
+  queue?: string;
+  acks_late?: boolean;
+  reject_on_worker_lost?: boolean;
+  ignore_result?: boolean;
+  track_started?: boolean;
+  /** null = retry forever; Celery's default is 3. */
+  max_retries?: number | null;
+  /** Seconds; Celery's default is 180. */
+  default_retry_delay?: number;
+  /** Errors (classes, or error names as strings) that retry the task automatically. */
+  autoretry_for?: (ErrorClass | string)[];
+  /** true = factor 1; a number is the factor in seconds (2 ** retries * factor). */
+  retry_backoff?: boolean | number;
+  retry_backoff_max?: number;
+  retry_jitter?: boolean;
+  soft_time_limit?: number | null;
+  time_limit?: number | null;
+  serializer?: SerializerName;
+  /**
+   * Names of the positional parameters, so kwargs sent by Python bind by name
+   * (send_task('demo.add', kwargs={'x': 1, 'y': 2})). Without it, non-empty kwargs are passed as
+   * one extra last argument.
+   */
+  params?: string[];
+}
+
+export interface RetryOptions {
+  countdown?: number;
+  eta?: Date;
+  /** The error that caused the retry; stored with the RETRY state and raised when retries run out. */
+  exc?: unknown;
+  max_retries?: number | null;
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+}
+
+export interface DeliveryInfo {
+  exchange: string;
+  routing_key: string;
+  priority: number;
+  redelivered: boolean;
+}
+
+/** What a running task sees as `this` (Celery's bound `self.request` plus helpers). */
+export interface TaskContext {
+  readonly id: string;
+  readonly name: string;
+  readonly retries: number;
+  readonly args: readonly unknown[];
+  readonly kwargs: Readonly<Record<string, unknown>>;
+  readonly hostname: string;
+  readonly delivery_info: DeliveryInfo;
+  readonly request: TaskRequest;
+  /** Aborted on soft time limit, hard time limit, revoke --terminate and cold shutdown. */
+  readonly signal: AbortSignal;
+  /** Re-send this task with retries+1 after a countdown; always throws (use `throw this.retry()` for clarity). */
+  retry(opts?: RetryOptions): never;
+  /** Store a custom state (e.g. 'PROGRESS') with meta, as Task.update_state. */
+  updateState(state: string, meta?: unknown): Promise<void>;
+}
+
+export type TaskFn<A extends unknown[] = unknown[], R = unknown> = (this: TaskContext, ...args: A) => R | Promise<R>;
+
+export interface TaskDefinition<A extends unknown[] = unknown[], R = unknown> {
+  readonly name: string;
+  readonly fn: TaskFn<A, R>;
+  readonly options: Readonly<TaskOptions>;
+}
+
+/** Bind kwargs to positional args as a Python call would (see TaskOptions.params). */
+export function bindArguments(def: TaskDefinition, args: readonly unknown[], kwargs: Record<string, unknown>): unknown[] {
+  const keys = Object.keys(kwargs);
+  if (keys.length === 0) return [...args];
+  const params = def.options.params;
+  if (!params) return [...args, kwargs];
+  const out = [...args];
+  const rest: Record<string, unknown> = {};
+  for (const k of keys) {
+    const i = params.indexOf(k);
+    if (i < 0) rest[k] = kwargs[k];
+    else if (i < args.length) throw new TypeError(`${def.name}() got multiple values for argument '${k}'`);
+    else out[i] = kwargs[k];
+  }
+  if (Object.keys(rest).length) out.push(rest);
+  return out;
+}

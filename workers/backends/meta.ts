@@ -1,0 +1,81 @@
+/**
+ * Building celery-task-meta documents exactly as Celery's BaseBackend._get_result_meta does, and
+ * turning a thrown JS value into Celery's serialized exception.
+ */
+import { PythonError } from '../app/errors';
+import { READY_STATES, type ResultMeta, type SerializedException, type TaskState } from './backend';
+
+/** Python builtin exception classes a JS error name maps onto (constructible from one message). */
+const PY_BUILTINS = new Set([
+  'Exception', 'ValueError', 'KeyError', 'TypeError', 'RuntimeError', 'IndexError', 'AttributeError',
+  'NotImplementedError', 'ZeroDivisionError', 'AssertionError', 'LookupError', 'ArithmeticError',
+  'OverflowError', 'OSError', 'IOError', 'FileNotFoundError', 'FileExistsError', 'PermissionError',
+  'TimeoutError', 'ConnectionError', 'ConnectionRefusedError', 'MemoryError', 'RecursionError',
+  'SyntaxError', 'NameError', 'EOFError', 'BufferError', 'StopIteration', 'IsADirectoryError',
+  'NotADirectoryError', 'InterruptedError', 'ChildProcessError', 'BrokenPipeError', 'SystemError',
+]);
+
+export function serializeException(err: unknown): SerializedException {
+  if (err instanceof PythonError) {
+    return { exc_type: err.pyType, exc_message: err.pyArgs, exc_module: err.pyModule };
+  }
+  if (err instanceof Error) {
+    const type = err.name || 'Exception';
+    return { exc_type: type, exc_message: [err.message], exc_module: PY_BUILTINS.has(type) ? 'builtins' : null };
+  }
+  return { exc_type: 'Exception', exc_message: [String(err)], exc_module: 'builtins' };
+}
+
+/** A traceback string Python tools can show: the JS stack under Python's header line. */
+export function formatTraceback(err: unknown): string {
+  if (err instanceof Error) {
+    const stack = err.stack ?? `${err.name}: ${err.message}`;
+    return `Traceback (most recent call last):\n${stack}\n`;
+  }
+  return `Traceback (most recent call last):\nException: ${String(err)}\n`;
+}
+
+/** datetime.now(timezone.utc).isoformat(): microseconds and an explicit +00:00. */
+export function pyIsoNow(date = new Date()): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000+00:00');
+}
+
+export interface MetaRequest {
+  task?: string;
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+  hostname?: string;
+  retries?: number;
+  queue?: string;
+  group?: string | null;
+  parentId?: string | null;
+  children?: unknown[];
+}
+
+export function buildMeta(
+  taskId: string,
+  state: TaskState,
+  result: unknown,
+  opts: { traceback?: string | null; request?: MetaRequest; extended?: boolean } = {},
+): ResultMeta {
+  const req = opts.request;
+  const meta: ResultMeta = {
+    status: state,
+    result,
+    traceback: opts.traceback ?? null,
+    children: req?.children ?? [],
+    date_done: READY_STATES.has(state) ? pyIsoNow() : null,
+  } as ResultMeta;
+  if (req?.group) meta.group_id = req.group;
+  if (req?.parentId) meta.parent_id = req.parentId;
+  if (opts.extended && req) {
+    meta.name = req.task ?? null;
+    meta.args = req.args ?? null;
+    meta.kwargs = req.kwargs ?? null;
+    meta.worker = req.hostname ?? null;
+    meta.retries = req.retries ?? null;
+    meta.queue = req.queue ?? null;
+  }
+  meta.task_id = taskId;
+  return meta;
+}

@@ -1,0 +1,117 @@
+/**
+ * Celery's RedisBackend: celery-task-meta-<id> JSON documents with result_expires, published on
+ * the same-named channel so Python's AsyncResult.get() wakes at once.
+ */
+import { join } from 'node:path';
+import type Redis from 'ioredis';
+import { connectRedis, type RedisLogger } from '../../redis/connect';
+import { LuaScript } from '../../redis/script';
+import { READY_STATES, type ResultBackend, type ResultMeta } from '../backend';
+import { TimeoutError } from '../errors';
+
+const STORE = LuaScript.fromFile('storeResult', join(__dirname, 'storeResult.lua'));
+
+export interface RedisBackendOptions {
+  url: string;
+  /** Seconds a result lives; 0 or null keeps it forever (Celery's result_expires). */
+  expires?: number | null;
+  globalKeyprefix?: string;
+  logger?: RedisLogger;
+}
+
+export class RedisBackend implements ResultBackend {
+  readonly kind = 'redis';
+  private readonly client: Redis;
+  private subscriber: Redis | null = null;
+  private readonly waiters = new Map<string, Set<(meta: ResultMeta) => void>>();
+  private readonly prefix: string;
+
+  constructor(private readonly opts: RedisBackendOptions) {
+    this.client = connectRedis(opts.url, { logger: opts.logger, name: 'result backend' });
+    this.prefix = opts.globalKeyprefix ?? '';
+  }
+
+  key(taskId: string): string {
+    return `${this.prefix}celery-task-meta-${taskId}`;
+  }
+
+  async connect(): Promise<void> {
+    await this.client.connect();
+  }
+
+  async store(meta: ResultMeta): Promise<void> {
+    await STORE.run(this.client, [this.key(meta.task_id)], [JSON.stringify(meta), this.opts.expires ?? 0]);
+  }
+
+  async get(taskId: string): Promise<ResultMeta | null> {
+    const raw = await this.client.get(this.key(taskId));
+    return raw === null ? null : (JSON.parse(raw) as ResultMeta);
+  }
+
+  async forget(taskId: string): Promise<void> {
+    await this.client.del(this.key(taskId));
+  }
+
+  async waitFor(taskId: string, timeoutMs = 0): Promise<ResultMeta> {
+    const sub = await this.ensureSubscriber();
+    const channel = this.key(taskId);
+    return new Promise<ResultMeta>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const listeners = this.waiters.get(channel) ?? new Set();
+      const done = (meta: ResultMeta): void => {
+        if (!READY_STATES.has(meta.status)) return;
+        cleanup();
+        resolve(meta);
+      };
+      const cleanup = (): void => {
+        if (timer) clearTimeout(timer);
+        listeners.delete(done);
+        if (listeners.size === 0) {
+          this.waiters.delete(channel);
+          void sub.unsubscribe(channel).catch(() => undefined);
+        }
+      };
+      listeners.add(done);
+      this.waiters.set(channel, listeners);
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          cleanup();
+          reject(new TimeoutError(`result of task ${taskId} not ready after ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      // Subscribe first, then read: a result written in between is seen by one or the other.
+      sub
+        .subscribe(channel)
+        .then(() => this.get(taskId))
+        .then((meta) => meta && done(meta))
+        .catch((err: Error) => {
+          cleanup();
+          reject(err);
+        });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.subscriber?.disconnect();
+    await this.client.quit().catch(() => undefined);
+  }
+
+  private async ensureSubscriber(): Promise<Redis> {
+    if (this.subscriber) return this.subscriber;
+    const sub = this.client.duplicate();
+    this.subscriber = sub;
+    sub.on('message', (channel: string, raw: string) => {
+      const listeners = this.waiters.get(channel);
+      if (!listeners) return;
+      let meta: ResultMeta;
+      try {
+        meta = JSON.parse(raw) as ResultMeta;
+      } catch {
+        return;
+      }
+      for (const l of [...listeners]) l(meta);
+    });
+    if (sub.status === 'wait') await sub.connect();
+    return sub;
+  }
+}

@@ -1,0 +1,31 @@
+/** Shared CLI plumbing: flags -> config overrides, config -> logger. */
+import type { Config, DeepPartial } from '../../config';
+import { loadConfig, ConfigError } from '../../config';
+import { createLogger, type Logger } from '../log/logger';
+
+export interface CommonFlags {
+  broker?: string;
+  resultBackend?: string;
+  loglevel?: string;
+}
+
+export function loadOrExit(overrides: DeepPartial<Config>): Config {
+  try {
+    return loadConfig({ overrides });
+  } catch (err) {
+    const msg = err instanceof ConfigError ? err.message : `config: ${(err as Error).message}`;
+    process.stderr.write(`${msg}\n`);
+    process.exit(1);
+  }
+}
+
+export function commonOverrides(flags: CommonFlags): DeepPartial<Config> {
+  return {
+    celery: { broker_url: flags.broker, result_backend: flags.resultBackend },
+    log: { level: flags.loglevel?.toLowerCase() as Config['log']['level'] | undefined },
+  };
+}
+
+export function loggerFor(config: Config, name = 'MainProcess'): Logger {
+  return createLogger({ level: config.log.level, pretty: config.log.pretty, name });
+}

@@ -1,0 +1,138 @@
+/** `celeriac worker`: the `celery worker` command for Celeriac. */
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { appFromConfig, workerOptionsFromConfig } from '../app/fromConfig';
+import { loadTaskModule } from '../app/loadTasks';
+import { Worker } from '../worker/worker';
+import { expandNodeName } from '../worker/hostname';
+import { maskUrl } from '../log/mask';
+import { commonOverrides, loadOrExit, loggerFor, type CommonFlags } from './options';
+import { projectRoot } from './root';
+
+interface WorkerFlags extends CommonFlags {
+  app?: string;
+  queues?: string;
+  concurrency?: string;
+  hostname?: string;
+  prefetchMultiplier?: string;
+  optimization?: string;
+  pidfile?: string;
+  pool?: string;
+}
+
+function csv(v: string | undefined): string[] | undefined {
+  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+}
+
+function int(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) {
+    process.stderr.write(`${flag}: expected a whole number, got ${JSON.stringify(v)}\n`);
+    process.exit(2);
+  }
+  return Number(v);
+}
+
+/** A pidfile that names a live process refuses the start; a stale one is replaced. */
+function writePidfile(path: string): () => void {
+  if (existsSync(path)) {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    let alive = false;
+    try {
+      if (pid > 0) process.kill(pid, 0);
+      alive = pid > 0;
+    } catch {
+      alive = false;
+    }
+    if (alive) throw new Error(`pidfile ${path} names a running process (${pid}): is a worker already running?`);
+  }
+  writeFileSync(path, `${process.pid}\n`);
+  return () => {
+    try {
+      if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+    } catch {
+      /* already gone */
+    }
+  };
+}
+
+async function runWorker(flags: WorkerFlags): Promise<void> {
+  const config = loadOrExit({
+    ...commonOverrides(flags),
+    celery: {
+      ...commonOverrides(flags).celery,
+      worker_concurrency: int(flags.concurrency, '--concurrency'),
+      worker_prefetch_multiplier: int(flags.prefetchMultiplier, '--prefetch-multiplier'),
+    },
+    worker: {
+      queues: csv(flags.queues),
+      hostname: flags.hostname,
+      pidfile: flags.pidfile,
+      optimization: flags.optimization as 'fair' | 'default' | undefined,
+      pool: flags.pool as 'async' | undefined,
+    },
+  });
+  const log = loggerFor(config);
+  const app = appFromConfig(config, log);
+  for (const spec of config.worker.tasks) loadTaskModule(app, spec, projectRoot());
+  if (flags.app) loadTaskModule(app, flags.app, process.cwd());
+  const options = workerOptionsFromConfig(config);
+  const pidfile = config.worker.pidfile ? resolve(expandNodeName(config.worker.pidfile.replace(/%n/g, options.hostname.split('@')[0]!))) : null;
+  const removePidfile = pidfile ? writePidfile(pidfile) : () => undefined;
+
+  const worker = new Worker(app, options);
+  log.info(
+    `celeriac ${options.hostname} v0.1.0: broker ${maskUrl(config.celery.broker_url)}, results ${maskUrl(config.celery.result_backend || 'disabled')}, ` +
+      `concurrency ${options.concurrency} (async), queues ${options.queues.join(',')}, tasks ${[...app.tasks.keys()].sort().join(', ')}`,
+  );
+
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals === 1) {
+      log.warn(`worker: Warm shutdown (${sig})`);
+      void stop('warm');
+    } else {
+      log.warn(`worker: Cold shutdown (${sig})`);
+      void worker.shutdown('cold');
+    }
+  };
+  let stopping: Promise<void> | null = null;
+  const stop = (mode: 'warm' | 'cold'): Promise<void> =>
+    (stopping ??= (async () => {
+      await worker.shutdown(mode);
+      await worker.close();
+      removePidfile();
+      process.exit(0);
+    })());
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('unhandledRejection', (reason) => log.error(`unhandled rejection (worker goes on): ${String((reason as Error)?.stack ?? reason)}`));
+
+  try {
+    await worker.start();
+  } catch (err) {
+    log.error(`worker could not start: ${(err as Error).message}`);
+    removePidfile();
+    process.exit(1);
+  }
+}
+
+export function addWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description('start a worker (like `celery worker`)')
+    .option('-A, --app <module>', 'task module to load (.ts or .js): exports register(app) or an app')
+    .option('-Q, --queues <list>', 'comma-separated queues to consume')
+    .option('-c, --concurrency <n>', 'tasks run at once')
+    .option('-n, --hostname <name>', 'node name, with %h %n %d expansion (default celeriac@%h)')
+    .option('-l, --loglevel <level>', 'debug, info, warning, error, critical')
+    .option('-P, --pool <pool>', 'execution pool (async)')
+    .option('-O, --optimization <profile>', 'default or fair (Celery\'s -O fair)')
+    .option('--prefetch-multiplier <n>', 'messages reserved per slot (0 = no limit)')
+    .option('--pidfile <file>', 'write the pid here; refuses to start over a live pid')
+    .option('-b, --broker <url>', 'broker URL (redis://, rediss://, filesystem://)')
+    .option('--result-backend <url>', 'result backend URL (redis://, file://)')
+    .action((flags: WorkerFlags) => runWorker(flags));
+}

@@ -1,0 +1,133 @@
+/**
+ * Body codecs, as kombu's serialization registry names them. Pickle is recognised only to be
+ * refused: deserializing it would let any producer run code in the worker.
+ */
+import { inflateSync, gunzipSync, deflateSync } from 'node:zlib';
+import { Packr } from 'msgpackr';
+import YAML from 'yaml';
+
+export type SerializerName = 'json' | 'msgpack' | 'yaml';
+
+export const CONTENT_TYPES: Record<SerializerName, string> = {
+  json: 'application/json',
+  msgpack: 'application/x-msgpack',
+  yaml: 'application/x-yaml',
+};
+
+const PICKLE = 'application/x-python-serialize';
+
+/** The largest body we inflate: a zlib bomb fails here instead of eating the heap. */
+export const MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;
+
+/** A message we will not decode; `reason` is logged, the message rejected without requeue. */
+export class ContentError extends Error {
+  override name = 'ContentError';
+}
+
+// useRecords:false keeps plain msgpack maps, which is what Python's msgpack writes and reads.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+const SERIALIZER_BY_TYPE: Record<string, SerializerName> = {
+  'application/json': 'json',
+  json: 'json',
+  'application/x-msgpack': 'msgpack',
+  'application/msgpack': 'msgpack',
+  msgpack: 'msgpack',
+  'application/x-yaml': 'yaml',
+  'application/yaml': 'yaml',
+  yaml: 'yaml',
+};
+
+export function serializerFor(contentType: string): SerializerName | undefined {
+  return SERIALIZER_BY_TYPE[contentType.toLowerCase()];
+}
+
+/** kombu/utils/json.py wraps non-JSON types as {"__type__": t, "__value__": v}. */
+function reviveKombuType(_key: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  if (keys.length !== 2 || !('__type__' in obj) || !('__value__' in obj)) return value;
+  const v = obj.__value__;
+  switch (obj.__type__) {
+    case 'bytes':
+      return Buffer.from(String(v), 'utf8');
+    case 'base64':
+      return Buffer.from(String(v), 'base64');
+    default:
+      // datetime, date, time, decimal, uuid: their ISO/text form is the useful JS value.
+      return v;
+  }
+}
+
+export function parseJson(text: string): unknown {
+  // The reviver costs a call per value; only pay it when a marker can be present.
+  return text.includes('"__type__"') ? JSON.parse(text, reviveKombuType) : JSON.parse(text);
+}
+
+/** JSON as kombu's encoder writes it: Buffers as bytes/base64 markers, Dates as datetime. */
+export function stringifyJson(value: unknown): string {
+  return JSON.stringify(value, function (this: Record<string, unknown>, key, v: unknown) {
+    const raw = this[key];
+    if (raw instanceof Date) return { __type__: 'datetime', __value__: raw.toISOString() };
+    if (Buffer.isBuffer(raw)) return { __type__: 'base64', __value__: raw.toString('base64') };
+    return v;
+  });
+}
+
+export function decompress(body: Buffer, compression: unknown): Buffer {
+  if (compression === undefined || compression === null || compression === '') return body;
+  const kind = String(compression).toLowerCase();
+  const opts = { maxOutputLength: MAX_DECOMPRESSED_BYTES };
+  try {
+    // kombu registers zlib under 'application/x-gzip' (and aliases gzip/zlib): accept both framings.
+    if (['application/x-gzip', 'gzip', 'zlib', 'application/zlib', 'application/gzip'].includes(kind)) {
+      const isGzip = body.length > 1 && body[0] === 0x1f && body[1] === 0x8b;
+      return isGzip ? gunzipSync(body, opts) : inflateSync(body, opts);
+    }
+  } catch (err) {
+    throw new ContentError(`cannot decompress ${kind} body: ${(err as Error).message}`);
+  }
+  throw new ContentError(`unsupported compression ${JSON.stringify(kind)}`);
+}
+
+export function compress(body: Buffer): { body: Buffer; compression: string } {
+  return { body: deflateSync(body), compression: 'application/x-gzip' };
+}
+
+/** Decode a message body per its content type; throws ContentError with the reason. */
+export function decodeBody(body: Buffer, contentType: string, accept?: ReadonlySet<SerializerName>): unknown {
+  const type = (contentType || 'application/json').toLowerCase();
+  if (type === PICKLE || type === 'pickle') {
+    throw new ContentError('refusing to deserialize pickle (application/x-python-serialize): use json, msgpack or yaml');
+  }
+  const serializer = serializerFor(type);
+  if (!serializer) throw new ContentError(`unknown content type ${JSON.stringify(contentType)}`);
+  if (accept && !accept.has(serializer)) {
+    throw new ContentError(`content type ${contentType} is not in accept_content`);
+  }
+  try {
+    switch (serializer) {
+      case 'json':
+        return parseJson(body.toString('utf8'));
+      case 'msgpack':
+        return packr.unpack(body);
+      case 'yaml':
+        // The yaml package never constructs arbitrary objects: the core schema is a safe load.
+        return YAML.parse(body.toString('utf8'), { schema: 'core', maxAliasCount: 100 });
+    }
+  } catch (err) {
+    throw new ContentError(`malformed ${serializer} body: ${(err as Error).message}`);
+  }
+}
+
+export function encodeBody(value: unknown, serializer: SerializerName): { body: Buffer; contentType: string; contentEncoding: string } {
+  switch (serializer) {
+    case 'json':
+      return { body: Buffer.from(stringifyJson(value), 'utf8'), contentType: CONTENT_TYPES.json, contentEncoding: 'utf-8' };
+    case 'msgpack':
+      return { body: packr.pack(value), contentType: CONTENT_TYPES.msgpack, contentEncoding: 'binary' };
+    case 'yaml':
+      return { body: Buffer.from(YAML.stringify(value), 'utf8'), contentType: CONTENT_TYPES.yaml, contentEncoding: 'utf-8' };
+  }
+}

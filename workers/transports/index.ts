@@ -1,0 +1,38 @@
+/** Pick a transport adapter by broker URL scheme (redis, rediss, filesystem). */
+import type { Transport } from './transport';
+import { RedisTransport } from './redis/redisTransport';
+import { FilesystemTransport } from './filesystem';
+import { maskUrl } from '../log/mask';
+
+export interface TransportLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+function num(v: unknown): number | undefined {
+  return v === undefined || v === null || v === '' ? undefined : Number(v);
+}
+
+export function createTransport(url: string, options: Record<string, unknown>, logger?: TransportLogger): Transport {
+  const scheme = url.split(':', 1)[0]!.toLowerCase();
+  switch (scheme) {
+    case 'redis':
+    case 'rediss':
+    case 'redis+socket':
+    case 'unix':
+      return new RedisTransport({
+        url,
+        visibilityTimeout: num(options.visibility_timeout),
+        restoreInterval: num(options.unacked_restore_interval),
+        globalKeyprefix: options.global_keyprefix === undefined ? undefined : String(options.global_keyprefix),
+        sep: options.sep === undefined ? undefined : String(options.sep),
+        prioritySteps: Array.isArray(options.priority_steps) ? options.priority_steps.map(Number) : undefined,
+        logger,
+      });
+    case 'filesystem':
+      return FilesystemTransport.fromOptions(options, logger);
+    default:
+      throw new Error(`unsupported broker url ${maskUrl(url)}: use redis://, rediss:// or filesystem://`);
+  }
+}

@@ -1,0 +1,357 @@
+/**
+ * kombu-compatible Redis transport. Same keys and envelopes as kombu/transport/redis.py, so Python
+ * producers, Python workers and Celeriac workers share queues. Differences, all safe for kombu
+ * peers: messages are claimed in batches by one Lua script that pops and records them as unacked
+ * atomically (kombu pops first and records after), and a worker keeps the unacked_index score of
+ * messages it still holds fresh, so only a dead worker's messages are restored after
+ * visibility_timeout — a long-running task is not handed to a second worker.
+ */
+import { join } from 'node:path';
+import type Redis from 'ioredis';
+import type { BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
+import { decodeEnvelope, encodeEnvelope, envelopePriority, envelopeToMessage, type VirtualEnvelope } from '../virtualEnvelope';
+import { connectRedis, type RedisLogger } from '../../redis/connect';
+import { LuaScript } from '../../redis/script';
+import { DEFAULT_KEY_OPTIONS, RedisKeys, type RedisKeyOptions } from './keys';
+import { lookupQueues } from './routing';
+
+const COMMANDS = join(__dirname, 'commands');
+const CLAIM = LuaScript.fromFile('claim', join(COMMANDS, 'claim.lua'));
+const RESTORE = LuaScript.fromFile('restore', join(COMMANDS, 'restore.lua'));
+const ACK = LuaScript.fromFile('ack', join(COMMANDS, 'ack.lua'));
+
+/** Most messages claimed per round trip (also bounds Lua's unpack() of ack batches). */
+const MAX_BATCH = 500;
+
+export interface RedisTransportOptions extends Partial<RedisKeyOptions> {
+  url: string;
+  /** Seconds an unacked message may stay unacked before any worker restores it. */
+  visibilityTimeout?: number;
+  /** Seconds between sweeps for expired unacked messages (kombu: unacked_restore_interval). */
+  restoreInterval?: number;
+  /** BRPOP timeout in seconds while the queues are empty. */
+  pollTimeout?: number;
+  logger?: RedisLogger & { error(msg: string): void };
+}
+
+interface Held {
+  delivery: Delivery;
+  envelope: VirtualEnvelope;
+  key: string;
+}
+
+export class RedisTransport implements Transport {
+  readonly kind = 'redis';
+  private readonly keys: RedisKeys;
+  private readonly client: Redis;
+  private blocking: Redis | null = null;
+  private readonly held = new Map<string, Held>();
+  private prefetch = 0;
+  private consuming = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private creditWaiter: (() => void) | null = null;
+  private pendingAcks: string[] = [];
+  private ackFlush: Promise<void> | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private queueOffset = 0;
+  private readonly visibilityTimeout: number;
+
+  constructor(private readonly opts: RedisTransportOptions) {
+    this.keys = new RedisKeys({ ...DEFAULT_KEY_OPTIONS, ...stripUndefined(opts) });
+    this.visibilityTimeout = opts.visibilityTimeout ?? 3600;
+    this.client = connectRedis(opts.url, { logger: opts.logger, name: 'broker' });
+  }
+
+  async connect(): Promise<void> {
+    await this.client.connect();
+  }
+
+  async declareQueue(q: QueueDeclaration): Promise<void> {
+    // kombu's _queue_bind: the binding table is how publishers to a named exchange find the queue.
+    const pattern = q.exchangeType === 'topic' ? q.routingKey : '';
+    const member = this.keys.bindingMember(q.routingKey, pattern, q.name);
+    await this.client
+      .multi()
+      .sadd(this.keys.binding(q.exchange), member)
+      .sadd(this.keys.bindingPermanent(q.exchange), member)
+      .exec();
+  }
+
+  setPrefetch(count: number): void {
+    this.prefetch = Math.max(0, Math.floor(count));
+    this.wakeForCredit();
+  }
+
+  async consume(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
+    if (this.consuming) throw new Error('already consuming');
+    this.consuming = true;
+    this.blocking = this.client.duplicate();
+    await this.blocking.connect();
+    await this.restoreVisible();
+    const sweepMs = Math.max(1, this.opts.restoreInterval ?? Math.min(10, this.visibilityTimeout)) * 1000;
+    const refreshMs = Math.max(500, (this.visibilityTimeout * 1000) / 4);
+    this.timers.push(setInterval(() => void this.restoreVisible().catch((e: Error) => this.warn(`restore failed: ${e.message}`)), sweepMs));
+    this.timers.push(setInterval(() => void this.refreshHeld().catch((e: Error) => this.warn(`refresh failed: ${e.message}`)), refreshMs));
+    for (const t of this.timers) t.unref();
+    this.loopDone = this.loop(queues, onDelivery);
+  }
+
+  async stopConsuming(): Promise<void> {
+    this.consuming = false;
+    this.wakeForCredit();
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.loopDone;
+  }
+
+  async ack(delivery: Delivery): Promise<void> {
+    if (!this.held.delete(delivery.deliveryTag)) return;
+    this.pendingAcks.push(delivery.deliveryTag);
+    this.wakeForCredit();
+    // Acks made in the same tick go to Redis as one script call.
+    this.ackFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushAcks());
+    return this.ackFlush;
+  }
+
+  async reject(delivery: Delivery, requeue: boolean): Promise<void> {
+    const held = this.held.get(delivery.deliveryTag);
+    if (!held) return;
+    this.held.delete(delivery.deliveryTag);
+    this.wakeForCredit();
+    if (!requeue) {
+      await ACK.run(this.client, [this.keys.unacked, this.keys.unackedIndex], [delivery.deliveryTag]);
+      return;
+    }
+    // kombu's reject(requeue=True) pushes leftmost: the back of the queue.
+    await this.restore(held.envelope, [held.key], 'LPUSH');
+  }
+
+  async publish(req: PublishRequest): Promise<void> {
+    const env = encodeEnvelope(req.message, req.exchange, req.routingKey);
+    const queues = await this.routeQueues(req.exchange, req.routingKey);
+    const payload = JSON.stringify(env);
+    const pri = envelopePriority(env);
+    if (queues.length === 1) {
+      await this.client.lpush(this.keys.queueKey(queues[0]!, pri), payload);
+      return;
+    }
+    const m = this.client.multi();
+    for (const q of queues) m.lpush(this.keys.queueKey(q, pri), payload);
+    await m.exec();
+  }
+
+  /** Messages waiting in a queue (all priority steps), kombu's _size. */
+  async size(queue: string): Promise<number> {
+    const m = this.client.multi();
+    for (const { key } of this.keys.consumeKeys([queue])) m.llen(key);
+    const res = (await m.exec()) ?? [];
+    return res.reduce((n, [, v]) => n + (typeof v === 'number' ? v : 0), 0);
+  }
+
+  async close(): Promise<void> {
+    await this.stopConsuming();
+    await this.flushAcks();
+    // kombu restores unacked messages when a channel closes (restore_at_shutdown).
+    const held = [...this.held.values()];
+    this.held.clear();
+    for (const h of held) await this.restore(h.envelope, [h.key], 'RPUSH').catch((e: Error) => this.warn(`restore at close failed: ${e.message}`));
+    this.blocking?.disconnect();
+    await this.client.quit().catch(() => undefined);
+  }
+
+  // ---- internals ----
+
+  private async loop(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
+    while (this.consuming) {
+      const credit = this.prefetch === 0 ? MAX_BATCH : Math.min(MAX_BATCH, this.prefetch - this.held.size);
+      if (credit <= 0) {
+        await new Promise<void>((resolve) => (this.creditWaiter = resolve));
+        continue;
+      }
+      try {
+        const keys = this.rotatedKeys(queues);
+        let batch = await this.claim(keys, credit);
+        if (batch === 0 && this.consuming) {
+          const popped = await this.blocking!.brpop(...keys.map((k) => k.key), this.opts.pollTimeout ?? 1);
+          if (popped) {
+            const index = keys.findIndex((k) => k.key === popped[0]);
+            batch = await this.claim(keys, credit, { index, payload: popped[1] });
+          }
+        }
+        this.dispatch(onDelivery);
+      } catch (err) {
+        this.warn(`consume error: ${(err as Error).message}; retrying in 1s`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private undelivered: Held[] = [];
+
+  private dispatch(onDelivery: DeliveryHandler): void {
+    if (!this.consuming) return; // held messages go back to the queue at close()
+    const ready = this.undelivered;
+    this.undelivered = [];
+    for (const h of ready) onDelivery(h.delivery);
+  }
+
+  /** Round-robin between queues (kombu's default queue_order_strategy), priority-major keys. */
+  private rotatedKeys(queues: string[]): { key: string; queue: string }[] {
+    const n = queues.length;
+    const start = this.queueOffset++ % n;
+    const order = queues.slice(start).concat(queues.slice(0, start));
+    return this.keys.consumeKeys(order);
+  }
+
+  private async claim(keys: { key: string; queue: string }[], limit: number, popped?: { index: number; payload: string }): Promise<number> {
+    const args: (string | number)[] = [limit, (Date.now() / 1000).toFixed(6)];
+    if (popped) args.push(popped.index + 3, popped.payload);
+    const reply = (await CLAIM.run(this.client, [this.keys.unacked, this.keys.unackedIndex, ...keys.map((k) => k.key)], args)) as (
+      | number
+      | string
+    )[];
+    let count = 0;
+    for (let i = 0; i < reply.length; i += 2) {
+      const index = Number(reply[i]);
+      const payload = String(reply[i + 1]);
+      const key = keys[Math.abs(index) - 3];
+      if (index < 0 || !key) {
+        this.error(`dropped a non-message from ${key?.key ?? 'a queue'}: ${payload.slice(0, 200)}`);
+        continue;
+      }
+      this.track(key, payload);
+      count++;
+    }
+    return count;
+  }
+
+  private track(key: { key: string; queue: string }, payload: string): void {
+    let envelope: VirtualEnvelope;
+    try {
+      envelope = decodeEnvelope(payload);
+    } catch (err) {
+      // claim.lua recorded it as unacked; forget it there too or it would be restored forever.
+      this.error(`dropped a malformed envelope from ${key.queue}: ${(err as Error).message}`);
+      const tag = /"delivery_tag":\s*"([^"]+)"/.exec(payload)?.[1];
+      if (tag) this.pendingAcks.push(tag);
+      return;
+    }
+    const info = envelope.properties.delivery_info;
+    const message: BrokerMessage = envelopeToMessage(envelope);
+    const delivery: Delivery = {
+      message,
+      deliveryTag: envelope.properties.delivery_tag,
+      queue: key.queue,
+      exchange: String(info.exchange ?? ''),
+      routingKey: String(info.routing_key ?? ''),
+      redelivered: info.redelivered === true || envelope.headers.redelivered === true,
+    };
+    const held = { delivery, envelope, key: key.queue };
+    this.held.set(delivery.deliveryTag, held);
+    this.undelivered.push(held);
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.ackFlush = null;
+    while (this.pendingAcks.length) {
+      const tags = this.pendingAcks.splice(0, MAX_BATCH);
+      await ACK.run(this.client, [this.keys.unacked, this.keys.unackedIndex], tags);
+    }
+  }
+
+  private async restore(envelope: VirtualEnvelope, queues: string[], push: 'LPUSH' | 'RPUSH'): Promise<boolean> {
+    envelope.headers.redelivered = true;
+    envelope.properties.delivery_info.redelivered = true;
+    const pri = envelopePriority(envelope);
+    const dest = queues.map((q) => this.keys.queueKey(q, pri));
+    const keys = [this.keys.unacked, this.keys.unackedIndex, ...dest];
+    const done = await RESTORE.run(this.client, keys, [envelope.properties.delivery_tag, JSON.stringify(envelope), push]);
+    return done === 1;
+  }
+
+  /** kombu's QoS.restore_visible: give back messages unacked for longer than visibility_timeout. */
+  async restoreVisible(limit = 1000): Promise<number> {
+    const token = `${process.pid}-${Math.random()}`;
+    const got = await this.client.set(this.keys.unackedMutex, token, 'EX', 300, 'NX');
+    if (got !== 'OK') return 0;
+    let restored = 0;
+    try {
+      const ceil = Date.now() / 1000 - this.visibilityTimeout;
+      const tags = await this.client.zrangebyscore(this.keys.unackedIndex, '-inf', ceil, 'LIMIT', 0, limit);
+      for (const tag of tags) {
+        if (this.held.has(tag)) continue; // ours and alive
+        const raw = await this.client.hget(this.keys.unacked, tag);
+        if (raw === null) {
+          await this.client.zrem(this.keys.unackedIndex, tag);
+          continue;
+        }
+        const parsed = parseUnacked(raw);
+        if (!parsed) {
+          this.error(`unacked entry ${tag} is not [message, exchange, routing_key]; removing it`);
+          await ACK.run(this.client, [this.keys.unacked, this.keys.unackedIndex], [tag]);
+          continue;
+        }
+        const queues = await this.routeQueues(parsed.exchange, parsed.routingKey);
+        if (await this.restore(parsed.envelope, queues, 'RPUSH')) restored++;
+      }
+    } finally {
+      // Release only our own mutex (kombu's Mutex does the same check).
+      if ((await this.client.get(this.keys.unackedMutex)) === token) await this.client.del(this.keys.unackedMutex);
+    }
+    if (restored) this.opts.logger?.info(`restored ${restored} unacked message(s) past visibility_timeout`);
+    return restored;
+  }
+
+  /** Keep our held messages' unacked_index scores fresh so no peer restores them while we run them. */
+  private async refreshHeld(): Promise<void> {
+    const tags = [...this.held.keys()];
+    const now = Date.now() / 1000;
+    for (let i = 0; i < tags.length; i += MAX_BATCH) {
+      const args: (string | number)[] = [];
+      for (const t of tags.slice(i, i + MAX_BATCH)) args.push(now, t);
+      await this.client.zadd(this.keys.unackedIndex, 'XX', ...args);
+    }
+  }
+
+  private async routeQueues(exchange: string, routingKey: string): Promise<string[]> {
+    if (!exchange) return [routingKey];
+    const members = await this.client.smembers(this.keys.binding(exchange));
+    const table = members.map((m) => this.keys.parseBindingMember(m));
+    const queues = lookupQueues(table, routingKey);
+    // kombu falls back to the routing key when nothing is bound (its deadletter default).
+    return queues.length ? queues : [routingKey];
+  }
+
+  private wakeForCredit(): void {
+    const w = this.creditWaiter;
+    this.creditWaiter = null;
+    w?.();
+  }
+
+  private warn(msg: string): void {
+    this.opts.logger?.warn(msg);
+  }
+
+  private error(msg: string): void {
+    this.opts.logger?.error(msg);
+  }
+}
+
+function parseUnacked(raw: string): { envelope: VirtualEnvelope; exchange: string; routingKey: string } | null {
+  try {
+    const doc: unknown = JSON.parse(raw);
+    if (!Array.isArray(doc) || doc.length < 3) return null;
+    const envelope = decodeEnvelope(JSON.stringify(doc[0]));
+    return { envelope, exchange: String(doc[1] ?? ''), routingKey: String(doc[2] ?? '') };
+  } catch {
+    return null;
+  }
+}
+
+function stripUndefined(o: RedisTransportOptions): Partial<RedisKeyOptions> {
+  const out: Partial<RedisKeyOptions> = {};
+  if (o.globalKeyprefix !== undefined) out.globalKeyprefix = o.globalKeyprefix;
+  if (o.sep !== undefined) out.sep = o.sep;
+  if (o.prioritySteps !== undefined) out.prioritySteps = o.prioritySteps;
+  return out;
+}

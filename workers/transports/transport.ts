@@ -1,0 +1,73 @@
+/**
+ * The one interface every broker adapter implements (kombu's virtual Channel, reduced to what a
+ * worker and a producer need). A transport moves opaque envelopes; it knows nothing of tasks.
+ */
+
+/** A message as kombu carries it: body bytes plus the AMQP-style header/property tables. */
+export interface BrokerMessage {
+  body: Buffer;
+  contentType: string;
+  contentEncoding: string;
+  headers: Record<string, unknown>;
+  properties: MessageProperties;
+}
+
+export interface MessageProperties {
+  correlation_id?: string;
+  reply_to?: string;
+  delivery_mode?: number;
+  priority?: number;
+  [key: string]: unknown;
+}
+
+/** One message handed to the consumer; ack or reject it exactly once. */
+export interface Delivery {
+  message: BrokerMessage;
+  /** kombu's delivery_tag (a uuid on virtual transports, a channel counter on AMQP). */
+  deliveryTag: string;
+  queue: string;
+  exchange: string;
+  routingKey: string;
+  redelivered: boolean;
+}
+
+export interface QueueDeclaration {
+  name: string;
+  exchange: string;
+  exchangeType: 'direct' | 'topic' | 'fanout';
+  routingKey: string;
+  durable?: boolean;
+  autoDelete?: boolean;
+  /** AMQP queue arguments (x-max-priority, x-expires, ...). */
+  arguments?: Record<string, unknown>;
+}
+
+export interface PublishRequest {
+  message: BrokerMessage;
+  /** '' is the default (anonymous) exchange: routingKey is then the queue name. */
+  exchange: string;
+  routingKey: string;
+}
+
+export type DeliveryHandler = (delivery: Delivery) => void;
+
+export interface Transport {
+  /** 'redis', 'filesystem', 'amqp' — shown in logs and stats. */
+  readonly kind: string;
+  connect(): Promise<void>;
+  declareQueue(queue: QueueDeclaration): Promise<void>;
+  /**
+   * Start delivering messages from `queues`. The transport never holds more than the prefetch
+   * limit of unacknowledged deliveries (0 = no limit), like basic.qos.
+   */
+  consume(queues: string[], onDelivery: DeliveryHandler): Promise<void>;
+  setPrefetch(count: number): void;
+  /** Stop fetching new messages; deliveries already handed out stay valid for ack/reject. */
+  stopConsuming(): Promise<void>;
+  ack(delivery: Delivery): Promise<void>;
+  /** requeue=true puts it back at the tail of its queue (kombu's reject(requeue=True)). */
+  reject(delivery: Delivery, requeue: boolean): Promise<void>;
+  publish(request: PublishRequest): Promise<void>;
+  /** Close connections. Unacked deliveries are returned to their queues (restore_unacked). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,42 @@
+/** The `this` of a running task: request fields plus retry() and updateState(). */
+import type { TaskRequest } from '../protocol/message';
+import type { DeliveryInfo, RetryOptions, TaskContext, TaskOptions } from '../app/task';
+import { MaxRetriesExceededError, Retry } from '../app/errors';
+import { pyRepr } from '../protocol/repr';
+
+export interface ContextDeps {
+  request: TaskRequest;
+  options: TaskOptions;
+  hostname: string;
+  deliveryInfo: DeliveryInfo;
+  signal: AbortSignal;
+  updateState(state: string, meta: unknown): Promise<void>;
+}
+
+export function createContext(deps: ContextDeps): TaskContext {
+  const req = deps.request;
+  return {
+    id: req.id,
+    name: req.task,
+    retries: req.retries,
+    args: req.args,
+    kwargs: req.kwargs,
+    hostname: deps.hostname,
+    delivery_info: deps.deliveryInfo,
+    request: req,
+    signal: deps.signal,
+    updateState: (state, meta) => deps.updateState(state, meta ?? null),
+    retry(opts: RetryOptions = {}): never {
+      const max = opts.max_retries !== undefined ? opts.max_retries : (deps.options.max_retries ?? 3);
+      if (max !== null && req.retries >= max) {
+        // Celery re-raises the causing exception if one was given, else MaxRetriesExceededError.
+        if (opts.exc !== undefined) throw opts.exc;
+        throw new MaxRetriesExceededError(`Can't retry ${req.task}[${req.id}] args:${req.argsrepr} kwargs:${req.kwargsrepr}`);
+      }
+      const countdown = opts.eta ? undefined : (opts.countdown ?? deps.options.default_retry_delay ?? 180);
+      const when = opts.eta ? `at ${opts.eta.toISOString()}` : `in ${countdown}s`;
+      const cause = opts.exc instanceof Error ? `: ${opts.exc.name}(${pyRepr(opts.exc.message)})` : '';
+      throw new Retry(`Retry ${when}${cause}`, { countdown, eta: opts.eta, args: opts.args, kwargs: opts.kwargs }, opts.exc);
+    },
+  };
+}

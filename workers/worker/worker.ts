@@ -1,0 +1,372 @@
+/**
+ * The worker: takes deliveries from the transport, holds at most concurrency × prefetch_multiplier
+ * unacknowledged (plus one per ETA task waiting, as Celery's consumer raises QoS for them), runs at
+ * most `concurrency` tasks at once on the event loop, stores results, acks, retries.
+ */
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { Delivery, Transport } from '../transports/transport';
+import type { ResultBackend, TaskState } from '../backends/backend';
+import { buildMeta, formatTraceback, serializeException } from '../backends/meta';
+import { parseTaskMessage, buildTaskMessage, type TaskRequest } from '../protocol/message';
+import type { SerializerName } from '../protocol/serializers';
+import { pyRepr } from '../protocol/repr';
+import type { Celeriac, AppLogger } from '../app/app';
+import { bindArguments, type TaskDefinition, type TaskOptions } from '../app/task';
+import { Ignore, NotRegistered, Reject, Retry, TaskRevokedError } from '../app/errors';
+import { runWithLimits } from './execute';
+import { createContext } from './context';
+import { exponentialBackoff } from './backoff';
+
+export interface WorkerOptions {
+  /** Already expanded node name (name@host). */
+  hostname: string;
+  queues: string[];
+  concurrency: number;
+  prefetchMultiplier: number;
+  accept: SerializerName[];
+}
+
+interface Job {
+  delivery: Delivery;
+  request: TaskRequest;
+  def: TaskDefinition;
+  options: TaskOptions;
+  controller: AbortController;
+  acked: boolean;
+}
+
+type Phase = 'created' | 'running' | 'warm' | 'cold' | 'stopped';
+
+export class Worker extends EventEmitter {
+  private transport!: Transport;
+  private backend: ResultBackend | null = null;
+  private readonly ready: Job[] = [];
+  private readonly active = new Set<Job>();
+  private readonly etaTimers = new Map<Job, NodeJS.Timeout>();
+  private phase: Phase = 'created';
+  private drained: (() => void) | null = null;
+  private readonly accept: ReadonlySet<SerializerName>;
+  private readonly log: AppLogger;
+  processed = 0;
+
+  constructor(
+    readonly app: Celeriac,
+    readonly options: WorkerOptions,
+  ) {
+    super();
+    this.accept = new Set(options.accept);
+    this.log = app.log;
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  get reservedCount(): number {
+    return this.ready.length + this.etaTimers.size;
+  }
+
+  private get basePrefetch(): number {
+    // prefetch_multiplier 0 means "no limit" in Celery.
+    return this.options.prefetchMultiplier > 0 ? this.options.concurrency * this.options.prefetchMultiplier : 0;
+  }
+
+  async start(): Promise<void> {
+    this.transport = await this.app.transport();
+    this.backend = await this.app.backend();
+    for (const q of this.options.queues) {
+      await this.transport.declareQueue({ name: q, exchange: q, exchangeType: 'direct', routingKey: q, durable: true });
+    }
+    this.phase = 'running';
+    this.transport.setPrefetch(this.basePrefetch);
+    await this.transport.consume(this.options.queues, (d) => this.onDelivery(d));
+    this.log.info(`${this.options.hostname} ready.`);
+  }
+
+  // ---- receiving ----
+
+  private onDelivery(delivery: Delivery): void {
+    let request: TaskRequest;
+    try {
+      request = parseTaskMessage(delivery.message, this.accept);
+    } catch (err) {
+      this.log.error(`Received invalid task message from ${delivery.queue}: ${(err as Error).message}. The message has been rejected.`);
+      void this.settle(delivery, 'reject');
+      this.emit('task-rejected', { delivery, reason: (err as Error).message });
+      return;
+    }
+    const def = this.app.tasks.get(request.task);
+    if (!def) {
+      this.onUnknownTask(delivery, request);
+      return;
+    }
+    const job: Job = { delivery, request, def, options: this.app.taskOptions(def), controller: new AbortController(), acked: false };
+    this.log.info(`Task ${request.task}[${request.id}] received`);
+    this.emit('task-received', job.request);
+    if (this.isExpired(job)) return;
+    const delay = request.eta ? request.eta.getTime() - Date.now() : 0;
+    if (delay > 0) this.holdEta(job, delay);
+    else this.enqueue(job);
+  }
+
+  private onUnknownTask(delivery: Delivery, request: TaskRequest): void {
+    this.log.error(
+      `Received unregistered task of type '${request.task}'.\nThe message has been ignored and discarded.\n` +
+        `Did you remember to import the module containing this task?`,
+    );
+    void this.settle(delivery, 'reject');
+    void this.storeState(request, 'FAILURE', serializeException(new NotRegistered(request.task)), null, delivery);
+    this.emit('task-failed', { request, exception: `NotRegistered('${request.task}')` });
+  }
+
+  /** Expired messages are stored as REVOKED and acknowledged, never run (Celery's behaviour). */
+  private isExpired(job: Job): boolean {
+    const { expires } = job.request;
+    if (!expires || expires.getTime() > Date.now()) return false;
+    this.log.info(`Discarding revoked task: ${job.request.task}[${job.request.id}] (expired)`);
+    const exc = serializeException(new TaskRevokedError('expired'));
+    void this.storeState(job.request, 'REVOKED', exc, null, job.delivery);
+    void this.settle(job.delivery, 'ack');
+    this.emit('task-revoked', { request: job.request, expired: true });
+    return true;
+  }
+
+  private holdEta(job: Job, delay: number): void {
+    // The message stays unacked while it waits, so raise prefetch by one to keep the slots working.
+    this.transport.setPrefetch(this.basePrefetch && this.basePrefetch + this.etaTimers.size + 1);
+    const fire = (): void => {
+      this.etaTimers.delete(job);
+      this.transport.setPrefetch(this.basePrefetch && this.basePrefetch + this.etaTimers.size);
+      if (this.phase === 'running' && !this.isExpired(job)) this.enqueue(job);
+    };
+    // setTimeout caps at ~24.8 days; longer ETAs re-arm.
+    const arm = (ms: number): NodeJS.Timeout =>
+      setTimeout(() => {
+        const left = (job.request.eta?.getTime() ?? 0) - Date.now();
+        if (left > 0) this.etaTimers.set(job, arm(left));
+        else fire();
+      }, Math.min(ms, 2 ** 31 - 1));
+    this.etaTimers.set(job, arm(delay));
+  }
+
+  private enqueue(job: Job): void {
+    this.ready.push(job);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.phase === 'running' && this.active.size < this.options.concurrency && this.ready.length) {
+      void this.run(this.ready.shift()!);
+    }
+  }
+
+  // ---- running ----
+
+  private async run(job: Job): Promise<void> {
+    this.active.add(job);
+    const { request, options, def } = job;
+    try {
+      if (!options.acks_late) {
+        job.acked = true;
+        void this.settle(job.delivery, 'ack');
+      }
+      if (options.track_started) {
+        await this.storeState(request, 'STARTED', { pid: process.pid, hostname: this.options.hostname }, null, job.delivery);
+      }
+      this.emit('task-started', request);
+      const ctx = createContext({
+        request,
+        options,
+        hostname: this.options.hostname,
+        deliveryInfo: {
+          exchange: job.delivery.exchange,
+          routing_key: job.delivery.routingKey,
+          priority: Number(job.delivery.message.properties.priority ?? 0),
+          redelivered: job.delivery.redelivered,
+        },
+        signal: job.controller.signal,
+        updateState: (state, meta) => this.storeState(request, state, meta, null, job.delivery),
+      });
+      const limits = {
+        soft: request.timeLimit[0] ?? options.soft_time_limit ?? null,
+        hard: request.timeLimit[1] ?? options.time_limit ?? null,
+      };
+      const started = performance.now();
+      const outcome = await runWithLimits(
+        () => def.fn.apply(ctx, bindArguments(def, request.args, request.kwargs)),
+        limits,
+        job.controller,
+      );
+      const runtime = (performance.now() - started) / 1000;
+      if (outcome.ok) await this.onSuccess(job, outcome.value, runtime);
+      else await this.onError(job, outcome.error, runtime);
+    } catch (err) {
+      // Only infrastructure can land here (result backend or broker errors): never crash the worker.
+      this.log.error(`Task ${request.task}[${request.id}] could not be completed: ${(err as Error).message}`);
+      if (!job.acked) void this.settle(job.delivery, 'requeue');
+    } finally {
+      this.active.delete(job);
+      this.processed++;
+      if (this.active.size === 0) this.drained?.();
+      this.pump();
+    }
+  }
+
+  private ignoresResult(job: Job): boolean {
+    return job.request.ignoreResult || job.options.ignore_result === true;
+  }
+
+  private async onSuccess(job: Job, value: unknown, runtime: number): Promise<void> {
+    const { request } = job;
+    if (!this.ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery);
+    this.log.info(`Task ${request.task}[${request.id}] succeeded in ${runtime}s: ${pyRepr(value)}`);
+    this.emit('task-succeeded', { request, result: value, runtime });
+    if (!job.acked) await this.settle(job.delivery, 'ack');
+  }
+
+  private async onError(job: Job, error: unknown, runtime: number): Promise<void> {
+    const { request } = job;
+    if (error instanceof Ignore) {
+      if (!job.acked) await this.settle(job.delivery, 'ack');
+      return;
+    }
+    if (error instanceof Reject) {
+      this.log.info(`Task ${request.task}[${request.id}] rejected: ${error.message} (requeue=${error.requeue})`);
+      if (!job.acked) await this.settle(job.delivery, error.requeue ? 'requeue' : 'reject');
+      this.emit('task-rejected', { request, requeue: error.requeue });
+      return;
+    }
+    const retry = error instanceof Retry ? error : this.autoRetry(job, error);
+    if (retry instanceof Retry) {
+      await this.republish(job, retry);
+      return;
+    }
+    const failure = retry; // autoRetry returns the error to fail with when it does not retry
+    const exc = serializeException(failure);
+    const traceback = formatTraceback(failure);
+    this.log.error(`Task ${request.task}[${request.id}] raised unexpected: ${exc.exc_type}(${exc.exc_message.map((m) => pyRepr(m)).join(', ')})`);
+    // Celery's store_errors_even_if_ignored defaults to False: ignore_result skips failures too.
+    if (!this.ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery);
+    this.emit('task-failed', { request, exception: `${exc.exc_type}(${pyRepr(exc.exc_message[0] ?? '')})`, traceback, runtime });
+    if (!job.acked) await this.settle(job.delivery, 'ack');
+  }
+
+  /** autoretry_for: turn a matching error into a Retry (or the error itself when retries ran out). */
+  private autoRetry(job: Job, error: unknown): unknown {
+    const list = job.options.autoretry_for;
+    if (!list?.length || !(error instanceof Error)) return error;
+    const matches = list.some((c) => (typeof c === 'string' ? c === error.name : error instanceof c));
+    if (!matches) return error;
+    const { options, request } = job;
+    const max = options.max_retries === undefined ? 3 : options.max_retries;
+    if (max !== null && request.retries >= max) return error;
+    let countdown = options.default_retry_delay ?? 180;
+    if (options.retry_backoff) {
+      const factor = options.retry_backoff === true ? 1 : options.retry_backoff;
+      countdown = exponentialBackoff(factor, request.retries, options.retry_backoff_max ?? 600, options.retry_jitter ?? true);
+    }
+    return new Retry(`Retry in ${countdown}s: ${error.name}(${pyRepr(error.message)})`, { countdown }, error);
+  }
+
+  /** Re-send the task with retries+1 (Celery's Task.retry), store RETRY, then ack the old message. */
+  private async republish(job: Job, retry: Retry): Promise<void> {
+    const { request, delivery } = job;
+    const { message } = buildTaskMessage(request.task, retry.spec.args ?? request.args, retry.spec.kwargs ?? request.kwargs, {
+      id: request.id,
+      retries: request.retries + 1,
+      countdown: retry.spec.countdown,
+      eta: retry.spec.eta ?? null,
+      expires: request.expires,
+      rootId: request.rootId,
+      parentId: request.parentId,
+      group: request.group,
+      groupIndex: request.groupIndex,
+      timeLimit: request.timeLimit,
+      ignoreResult: request.ignoreResult,
+      shadow: request.shadow,
+      replyTo: request.replyTo ?? undefined,
+      priority: Number(delivery.message.properties.priority ?? 0),
+      serializer: job.options.serializer ?? this.app.options.taskSerializer,
+      embed: request.embed,
+    });
+    await this.transport.publish({ message, exchange: delivery.exchange, routingKey: delivery.routingKey || delivery.queue });
+    const exc = retry.exc === undefined ? null : serializeException(retry.exc);
+    if (!this.ignoresResult(job)) await this.storeState(request, 'RETRY', exc, retry.exc ? formatTraceback(retry.exc) : null, delivery);
+    this.log.info(`Task ${request.task}[${request.id}] retry: ${retry.message}`);
+    this.emit('task-retried', { request, reason: retry.message });
+    if (!job.acked) await this.settle(delivery, 'ack');
+  }
+
+  // ---- results and acks ----
+
+  private async storeState(
+    request: TaskRequest,
+    state: TaskState,
+    result: unknown,
+    traceback: string | null,
+    delivery: Delivery,
+  ): Promise<void> {
+    if (!this.backend) return;
+    const meta = buildMeta(request.id, state, result, {
+      traceback,
+      extended: this.app.options.resultExtended,
+      request: {
+        task: request.task,
+        args: request.args,
+        kwargs: request.kwargs,
+        hostname: this.options.hostname,
+        retries: request.retries,
+        queue: delivery.routingKey || delivery.queue,
+        group: request.group,
+        parentId: request.parentId,
+      },
+    });
+    try {
+      await this.backend.store(meta, { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id });
+    } catch (err) {
+      if (!(err instanceof TypeError || (err as Error).name === 'TypeError')) throw err;
+      // The result could not be encoded (BigInt, cycles): store that as the failure instead.
+      const encodeError = serializeException(Object.assign(new Error(`result is not serializable: ${(err as Error).message}`), { name: 'EncodeError' }));
+      await this.backend.store(buildMeta(request.id, 'FAILURE', encodeError, { traceback: null }));
+    }
+  }
+
+  private async settle(delivery: Delivery, how: 'ack' | 'reject' | 'requeue'): Promise<void> {
+    try {
+      if (how === 'ack') await this.transport.ack(delivery);
+      else await this.transport.reject(delivery, how === 'requeue');
+    } catch (err) {
+      this.log.error(`could not ${how} message ${delivery.deliveryTag}: ${(err as Error).message}`);
+    }
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * warm: stop consuming, let running tasks finish, give unstarted reserved messages back.
+   * cold: abort running tasks now; acks_late messages go back to the queue.
+   */
+  async shutdown(mode: 'warm' | 'cold' = 'warm'): Promise<void> {
+    if (this.phase === 'stopped' || this.phase === 'created') return;
+    if (mode === 'cold') {
+      this.phase = 'cold';
+      for (const job of this.active) job.controller.abort(new Error('cold shutdown'));
+      this.drained?.();
+      return;
+    }
+    if (this.phase !== 'running') return;
+    this.phase = 'warm';
+    for (const t of this.etaTimers.values()) clearTimeout(t);
+    this.etaTimers.clear();
+    this.ready.length = 0;
+    await this.transport.stopConsuming();
+    if (this.active.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+  }
+
+  /** Close connections after shutdown; unacked messages (reserved, acks_late running) are restored. */
+  async close(): Promise<void> {
+    this.phase = 'stopped';
+    await this.app.close();
+  }
+}
