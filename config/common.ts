@@ -1,0 +1,68 @@
+/**
+ * Defaults for every environment, tuned for local development: the filesystem broker and file
+ * result backend need no server. This file is the single source of default values (the schema
+ * only validates); `config/<APP_ENV>.ts` is deep-merged over it.
+ */
+import os from 'os';
+import type { Config } from './types';
+
+const common: Config = {
+  celery: {
+    broker_url: 'filesystem://',
+    result_backend: 'file://./data/results',
+    broker_transport_options: {
+      visibility_timeout: 3600,
+      global_keyprefix: '',
+      priority_steps: [0, 3, 6, 9],
+      sep: '\x06\x16',
+      fanout_prefix: true,
+      fanout_patterns: true,
+      // In and out are the same folder so one process can both publish and consume locally.
+      data_folder_in: './data/broker/out',
+      data_folder_out: './data/broker/out',
+      control_folder: './data/broker/control',
+      processed_folder: './data/broker/processed',
+      store_processed: false,
+      unacked_restore_interval: 10,
+    },
+    result_expires: 86400,
+    result_extended: false,
+    task_default_queue: 'celery',
+    task_acks_late: false,
+    task_reject_on_worker_lost: false,
+    task_track_started: false,
+    task_ignore_result: false,
+    task_serializer: 'json',
+    result_serializer: 'json',
+    accept_content: ['json', 'msgpack', 'yaml'],
+    task_soft_time_limit: null,
+    task_time_limit: null,
+    // Celery's default: one slot per CPU.
+    worker_concurrency: os.availableParallelism(),
+    worker_prefetch_multiplier: 4,
+    broker_connection_retry_on_startup: true,
+    result_backend_transport_options: {},
+    redis_backend_use_ssl: null,
+    broker_use_ssl: null,
+    task_routes: {},
+  },
+  worker: {
+    hostname: 'celeriac@%h',
+    queues: ['celery'],
+    tasks: ['./workers/tasks/demo'],
+    pidfile: null,
+    pool: 'async',
+    optimization: 'default',
+    loglevel: 'info',
+  },
+  log: {
+    level: 'info',
+    pretty: true,
+  },
+  mongo: {
+    url: 'mongodb://127.0.0.1:27017/celeriac',
+    db: 'celeriac',
+  },
+};
+
+export default common;

@@ -1,0 +1,84 @@
+/**
+ * The convict schema: what each key must look like, and which environment variable feeds it.
+ *
+ * Defaults are `null` here on purpose: the real defaults live in common.ts (one place to read
+ * and change them), and common.ts is always loaded first. A key that common.ts forgets then
+ * fails validation instead of silently taking a second, drifting default.
+ */
+import convict from 'convict';
+import { FORMAT, registerFormats } from './formats';
+import type { Config } from './types';
+
+registerFormats();
+
+type Leaf = convict.SchemaObj;
+
+/** A schema leaf whose value comes from common.ts (see the header). */
+function key(format: string, doc: string, extra: Partial<Leaf> = {}): Leaf {
+  return { format, default: null, doc, ...extra };
+}
+
+/** A free-form object (Celery passes these straight to the client library). */
+function freeObject(doc: string, nullable = false): Leaf {
+  // convict only treats a leaf as opaque (no descent into unknown sub-keys) when its format is
+  // the built-in Object; a custom format name would make it look for a nested schema.
+  return { format: Object, default: null, nullable, doc };
+}
+
+export const schema: convict.Schema<Config> = {
+  celery: {
+    broker_url: key(FORMAT.brokerUrl, 'Broker URL (Celery broker_url)', { env: 'CELERY_BROKER_URL' }),
+    result_backend: key(FORMAT.backendUrl, 'Result backend URL', { env: 'CELERY_RESULT_BACKEND' }),
+    broker_transport_options: {
+      visibility_timeout: key(FORMAT.positiveSeconds, 'Seconds before an unacked message is redelivered'),
+      global_keyprefix: key(FORMAT.string, 'Prefix for every redis key'),
+      priority_steps: key(FORMAT.prioritySteps, 'Priority buckets (one redis list each)'),
+      sep: key(FORMAT.string, 'Separator between queue name and priority'),
+      fanout_prefix: key(FORMAT.boolean, 'Prefix fanout channels with the db number'),
+      fanout_patterns: key(FORMAT.boolean, 'Subscribe to fanout channels by routing-key pattern'),
+      data_folder_in: key(FORMAT.name, 'Filesystem transport: folder messages are read from'),
+      data_folder_out: key(FORMAT.name, 'Filesystem transport: folder messages are written to'),
+      control_folder: key(FORMAT.name, 'Filesystem transport: folder for exchange bindings'),
+      processed_folder: key(FORMAT.name, 'Filesystem transport: folder for processed messages'),
+      store_processed: key(FORMAT.boolean, 'Filesystem transport: keep processed messages'),
+      unacked_restore_interval: key(FORMAT.seconds, 'Seconds between restores of timed-out unacked messages'),
+    },
+    result_expires: key(FORMAT.seconds, 'Seconds results are kept; 0 = never expire'),
+    result_extended: key(FORMAT.boolean, 'Store task name, args, worker, ... with results'),
+    task_default_queue: key(FORMAT.name, 'Queue used when a task has no route'),
+    task_acks_late: key(FORMAT.boolean, 'Ack after the task ran instead of before'),
+    task_reject_on_worker_lost: key(FORMAT.boolean, 'Requeue late-ack tasks whose worker died'),
+    task_track_started: key(FORMAT.boolean, 'Report the STARTED state'),
+    task_ignore_result: key(FORMAT.boolean, 'Do not store results by default'),
+    task_serializer: key(FORMAT.serializer, 'Serializer for messages this process sends'),
+    result_serializer: key(FORMAT.serializer, 'Serializer for stored results'),
+    accept_content: key(FORMAT.acceptContent, 'Content types accepted from the broker'),
+    task_soft_time_limit: key(FORMAT.timeLimit, 'Soft time limit in seconds (null = none)'),
+    task_time_limit: key(FORMAT.timeLimit, 'Hard time limit in seconds (null = none)'),
+    worker_concurrency: key(FORMAT.positiveInt, 'Tasks run at the same time', { env: 'CELERIAC_CONCURRENCY' }),
+    worker_prefetch_multiplier: key(FORMAT.nonNegativeInt, 'Prefetch = concurrency x this; 0 = unlimited'),
+    broker_connection_retry_on_startup: key(FORMAT.boolean, 'Retry the first broker connection'),
+    result_backend_transport_options: freeObject('Options for the result backend client'),
+    redis_backend_use_ssl: freeObject('TLS options for a redis result backend', true),
+    broker_use_ssl: freeObject('TLS options for the broker connection', true),
+    task_routes: freeObject('Task name (or glob) -> {queue, ...}'),
+  },
+  worker: {
+    hostname: key(FORMAT.name, 'Node name; %h = host name'),
+    queues: key(FORMAT.queueList, 'Queues to consume', { env: 'CELERIAC_QUEUES' }),
+    tasks: key(FORMAT.stringList, 'Task modules to load'),
+    pidfile: key(FORMAT.nullablePath, 'Write the pid here (null = do not)'),
+    pool: key(FORMAT.pool, 'Execution pool'),
+    optimization: key(FORMAT.optimization, "Celery's -O: default or fair scheduling"),
+    // Same variable as log.level: Celery has one log level, we keep both names in step.
+    loglevel: key(FORMAT.logLevel, "Celery's --loglevel", { env: 'CELERIAC_LOG_LEVEL' }),
+  },
+  log: {
+    level: key(FORMAT.logLevel, 'Logger level', { env: 'CELERIAC_LOG_LEVEL' }),
+    pretty: key(FORMAT.boolean, 'Celery-style text lines instead of JSON'),
+  },
+  mongo: {
+    url: key(FORMAT.mongoUrl, 'MongoDB connection URL'),
+    db: key(FORMAT.name, 'MongoDB database name'),
+  },
+};

@@ -1,0 +1,98 @@
+/**
+ * The shape of the validated configuration. Celery's own setting names (snake_case) are kept
+ * under `celery` so a setting can be looked up in Celery's documentation by its name.
+ */
+import type { LogLevel } from '../workers/log/levels';
+
+export type { LogLevel };
+export type Serializer = 'json' | 'msgpack' | 'yaml';
+export type WorkerPool = 'async';
+export type WorkerOptimization = 'default' | 'fair';
+
+/** kombu's transport options for the redis and filesystem transports (one object, as in Celery). */
+export interface BrokerTransportOptions {
+  /** Seconds before an unacknowledged message is redelivered. */
+  visibility_timeout: number;
+  global_keyprefix: string;
+  priority_steps: number[];
+  /** Separator between queue name and priority in redis list names (kombu's default). */
+  sep: string;
+  fanout_prefix: boolean;
+  fanout_patterns: boolean;
+  data_folder_in: string;
+  data_folder_out: string;
+  control_folder: string;
+  processed_folder: string;
+  store_processed: boolean;
+  /** Seconds between scans that restore unacked messages whose visibility timeout passed. */
+  unacked_restore_interval: number;
+}
+
+export interface CeleryConfig {
+  broker_url: string;
+  result_backend: string;
+  broker_transport_options: BrokerTransportOptions;
+  /** Seconds a result is kept; 0 = never expires. */
+  result_expires: number;
+  result_extended: boolean;
+  task_default_queue: string;
+  task_acks_late: boolean;
+  task_reject_on_worker_lost: boolean;
+  task_track_started: boolean;
+  task_ignore_result: boolean;
+  task_serializer: Serializer;
+  result_serializer: Serializer;
+  /** Short names ('json') or content types ('application/json'), as Celery accepts both. */
+  accept_content: string[];
+  /** Seconds, or null for no limit. */
+  task_soft_time_limit: number | null;
+  task_time_limit: number | null;
+  worker_concurrency: number;
+  /** 0 = no prefetch limit (Celery's meaning). */
+  worker_prefetch_multiplier: number;
+  broker_connection_retry_on_startup: boolean;
+  result_backend_transport_options: Record<string, unknown>;
+  /** Free-form, as Celery: {ssl_cert_reqs, ssl_ca_certs, ...}; null = no TLS options. */
+  redis_backend_use_ssl: Record<string, unknown> | null;
+  broker_use_ssl: Record<string, unknown> | null;
+  task_routes: Record<string, unknown>;
+}
+
+export interface WorkerConfig {
+  /** Node name; `%h` is expanded to the host name by the worker. */
+  hostname: string;
+  queues: string[];
+  /** Module paths of task modules to load at start. */
+  tasks: string[];
+  pidfile: string | null;
+  pool: WorkerPool;
+  optimization: WorkerOptimization;
+  loglevel: LogLevel;
+}
+
+export interface LogConfig {
+  level: LogLevel;
+  pretty: boolean;
+}
+
+export interface MongoConfig {
+  url: string;
+  db: string;
+}
+
+export interface Config {
+  celery: CeleryConfig;
+  worker: WorkerConfig;
+  log: LogConfig;
+  mongo: MongoConfig;
+}
+
+/**
+ * What an override (file or code) may contain: any subset, at any depth. Arrays are replaced
+ * whole, never merged, so their element type stays complete.
+ */
+export type DeepPartial<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { [K in keyof T]?: DeepPartial<T[K]> }
+    : T;

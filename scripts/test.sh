@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# What `npm test` runs. On a fresh Debian machine it first provides what the integration tests
+# need (redis-server, rabbitmq-server, the Python interop venv), then runs jest with both
+# projects, passing any arguments through (e.g. `npm test -- --selectProjects unit`).
+#
+# Jest's summary is not recognised by our CI, so the last line printed is always exactly
+#   jest: N passed, N failed
+# where skipped/pending/todo tests count as failed (a skipped test is a bug here). Exit status
+# is non-zero when jest failed, anything was skipped, or no test ran at all.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv-interop"
+REQS="$ROOT/tests/interop/requirements.txt"
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- Debian packages -------------------------------------------------------------------------
+# rabbitmq-server is installed now, before any test needs it, so the AMQP work finds it.
+ensure_debian_packages() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  # dpkg -s also succeeds for a removed package whose config files remain: check the status.
+  dpkg-query -W -f='${Status}' rabbitmq-server 2>/dev/null | grep -q 'install ok installed' ||
+    missing+=(rabbitmq-server)
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  log "installing missing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # RUNLEVEL=1: invoke-rc.d then does not start the system-wide services from the postinst
+  # scripts (tests start their own servers on free ports; a service start can also fail in a
+  # container and fail the install).
+  as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# --- Python interop venv -----------------------------------------------------------------------
+# `python3` must be the pyenv interpreter (see /work/shared/ENVIRONMENT.md); PYTHON overrides it.
+ensure_venv() {
+  local python="${PYTHON:-python3}"
+  local stamp="$VENV/.requirements.sha256"
+  local want
+  want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+  # Other people may run `npm test` in this checkout at the same moment: one refresh at a time.
+  exec 9>"/tmp/celeriac-venv-$(printf '%s' "$VENV" | sha256sum | cut -c1-16).lock"
+  flock 9
+
+  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+      flock -u 9
+      return 0
+    fi
+    log "refreshing $VENV (requirements.txt changed or no stamp)"
+  else
+    # Missing, or broken because the interpreter it points at is gone.
+    log "creating $VENV with $(command -v "$python") ($("$python" --version 2>&1))"
+    rm -rf "$VENV"
+    "$python" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
+  "$VENV/bin/python" -c 'import celery, kombu' # fail here, not in globalSetup
+  printf '%s\n' "$want" >"$stamp"
+  flock -u 9
+}
+
+# --- jest ------------------------------------------------------------------------------------
+# Counts from jest's --json report. Only when the caller filtered by test name (-t) are pending
+# tests not failures: jest reports every test the filter left out as pending.
+count_results() {
+  node -e '
+    const fs = require("fs");
+    const [file, nameFiltered] = process.argv.slice(1);
+    let r;
+    // No report: jest never got to run tests (e.g. globalSetup threw). That is a failure.
+    try { r = JSON.parse(fs.readFileSync(file, "utf8")); } catch { console.log("0 1"); process.exit(0); }
+    // A file that failed outside its tests (did not load, afterAll threw) counts once.
+    const brokenSuites = (r.testResults || []).filter((t) => t.status === "failed" &&
+      !(t.assertionResults || []).some((a) => a.status === "failed")).length;
+    const skipped = nameFiltered === "1" ? 0 : r.numPendingTests + (r.numTodoTests || 0);
+    console.log(`${r.numPassedTests} ${r.numFailedTests + skipped + brokenSuites}`);
+  ' "$@"
+}
+
+run_jest() {
+  local report status=0 name_filtered=0 arg
+  for arg in "$@"; do
+    case "$arg" in -t | -t=* | --testNamePattern | --testNamePattern=*) name_filtered=1 ;; esac
+  done
+  report="$(mktemp "${TMPDIR:-/tmp}/celeriac-jest-XXXXXX.json")"
+  rm -f "$report" # jest writes it only when it gets as far as reporting
+  npx jest --json --outputFile="$report" "$@" || status=$?
+
+  local counts passed failed
+  counts="$(count_results "$report" "$name_filtered")"
+  rm -f "$report"
+  passed="${counts% *}"
+  failed="${counts#* }"
+  # jest failed for a reason the report does not show as a test (e.g. globalTeardown threw):
+  # the summary line must not claim zero failures.
+  if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+
+  echo "jest: ${passed} passed, ${failed} failed"
+  [ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+}
+
+ensure_debian_packages
+ensure_venv
+run_jest "$@"

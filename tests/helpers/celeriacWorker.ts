@@ -1,0 +1,63 @@
+/**
+ * A real Celeriac worker process (the CLI, run from source through tsx's require hook), for
+ * interop tests against Python producers and for crash tests (kill -9 a real process).
+ *
+ *   startCeleriacWorker(opts): Promise<ProcessHandle>   resolves once it logs `ready.`
+ *   celeriacCli(args, env?): Promise<{stdout, stderr, code}>   one-shot CLI run (e.g. `call`)
+ */
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { PROJECT_ROOT } from './env';
+import { type ProcessHandle, startProcess } from './processes';
+
+export interface CeleriacWorkerOptions {
+  brokerUrl: string;
+  backendUrl?: string;
+  queues?: string[];
+  concurrency?: number;
+  hostname?: string;
+  /** Task module (-A), relative to the project root. */
+  app?: string;
+  extraArgs?: string[];
+  /** Extra environment: e.g. CELERIAC_TEST_ACKS_LATE used by tests/interop/tasks.ts. */
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+const CLI = path.join(PROJECT_ROOT, 'workers', 'cli', 'main.ts');
+let counter = 0;
+
+function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
+  // An isolated env: no .env file, no APP_ENV from the developer's shell, pretty log lines.
+  return { APP_ENV: 'development', CELERIAC_LOG_LEVEL: 'info', ...extra };
+}
+
+export async function startCeleriacWorker(opts: CeleriacWorkerOptions): Promise<ProcessHandle> {
+  counter += 1;
+  const args = ['-r', 'tsx/cjs', CLI, 'worker', '-b', opts.brokerUrl, '--result-backend', opts.backendUrl ?? ''];
+  args.push('-n', opts.hostname ?? `celeriac${process.pid}-${counter}@%h`);
+  if (opts.queues) args.push('-Q', opts.queues.join(','));
+  if (opts.concurrency) args.push('-c', String(opts.concurrency));
+  if (opts.app) args.push('-A', opts.app);
+  args.push(...(opts.extraArgs ?? []));
+  const handle = startProcess(process.execPath, args, {
+    cwd: PROJECT_ROOT,
+    env: cliEnv(opts.env),
+    readyPattern: /ready\./,
+    timeoutMs: opts.timeoutMs ?? 30_000,
+  });
+  await handle.waitReady();
+  return handle;
+}
+
+export function celeriacCli(args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-r', 'tsx/cjs', CLI, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ stdout, stderr, code }));
+  });
+}

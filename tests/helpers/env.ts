@@ -1,0 +1,52 @@
+/**
+ * Where the integration infrastructure lives, as set up by tests/setup/globalSetup.ts.
+ *
+ *   testRedisUrl(db: number): string   redis://127.0.0.1:<port>/<db> on the run's one redis-server
+ *                                      (dbs 0..63 exist; give each test file its own numbers and
+ *                                      flushDb() them in beforeEach/beforeAll: files run serially)
+ *   testRedisPort(): number
+ *   pythonBin(): string                absolute path of the interop venv python
+ *   celeryBin(): string                the venv's `celery` command
+ *   testTmpDir(name: string): string   a fresh, empty dir under the run's temp dir (removed at teardown)
+ *   PROJECT_ROOT, INTEROP_DIR          absolute paths of the repo root and tests/interop
+ *
+ * Everything throws a clear error when called outside the `integration` jest project.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+export const INTEROP_DIR = path.join(PROJECT_ROOT, 'tests', 'interop');
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(
+      `${name} is not set: integration helpers need tests/setup/globalSetup.ts. ` +
+        'Run through `npm test` or `npx jest --selectProjects integration`.',
+    );
+  }
+  return value;
+}
+
+export function testRedisPort(): number {
+  return Number(required('CELERIAC_TEST_REDIS_PORT'));
+}
+
+export function testRedisUrl(db: number): string {
+  if (!Number.isInteger(db) || db < 0 || db > 63) throw new Error(`redis db must be 0..63, got ${db}`);
+  return `redis://127.0.0.1:${testRedisPort()}/${db}`;
+}
+
+export function pythonBin(): string {
+  return required('CELERIAC_TEST_PYTHON');
+}
+
+export function celeryBin(): string {
+  return path.join(path.dirname(pythonBin()), 'celery');
+}
+
+export function testTmpDir(name: string): string {
+  const safe = name.replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 60) || 'tmp';
+  return fs.mkdtempSync(path.join(required('CELERIAC_TEST_TMP'), `${safe}-`));
+}

@@ -1,0 +1,75 @@
+"""Python Celery app for interop tests (the "Celeriac producer -> Python worker" direction).
+
+Configured from the environment so one module serves every test:
+  BROKER_URL                 broker (required for a worker; e.g. redis://127.0.0.1:P/3)
+  RESULT_BACKEND             result backend (optional: no backend when unset)
+  RESULT_EXTENDED            "1"/"true" -> result_extended = True
+  BROKER_TRANSPORT_OPTIONS   JSON object -> broker_transport_options
+
+Tasks (names are explicit so they never depend on the module name):
+  py.add(x, y)        -> x + y
+  py.echo(value)      -> value
+  py.fail(message)    raises ValueError(message)
+  py.progress(steps, delay=0.05)  update_state PROGRESS {current, total} per step -> steps
+  py.sleep(seconds)   -> seconds
+Start a worker with `celery -A pyapp worker` from tests/interop (tests/helpers/pyworker.ts).
+"""
+import json
+import os
+import time
+
+from celery import Celery
+
+TRUE = {"1", "true", "yes", "on"}
+
+
+def _config():
+    conf = {
+        "broker_url": os.environ.get("BROKER_URL", "redis://127.0.0.1:6379/0"),
+        "result_backend": os.environ.get("RESULT_BACKEND") or None,
+        "result_extended": os.environ.get("RESULT_EXTENDED", "").lower() in TRUE,
+        "accept_content": ["json", "msgpack", "yaml"],
+        "result_accept_content": ["json", "msgpack", "yaml"],
+        "task_serializer": "json",
+        "result_serializer": "json",
+        # Tests start against servers that are already up; keep the 5.x warning quiet.
+        "broker_connection_retry_on_startup": True,
+        "enable_utc": True,
+    }
+    transport_options = os.environ.get("BROKER_TRANSPORT_OPTIONS")
+    if transport_options:
+        conf["broker_transport_options"] = json.loads(transport_options)
+    return conf
+
+
+app = Celery("pyapp")
+app.conf.update(_config())
+
+
+@app.task(name="py.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="py.echo")
+def echo(value):
+    return value
+
+
+@app.task(name="py.fail")
+def fail(message):
+    raise ValueError(message)
+
+
+@app.task(name="py.progress", bind=True)
+def progress(self, steps, delay=0.05):
+    for i in range(steps):
+        self.update_state(state="PROGRESS", meta={"current": i + 1, "total": steps})
+        time.sleep(delay)
+    return steps
+
+
+@app.task(name="py.sleep")
+def sleep(seconds):
+    time.sleep(seconds)
+    return seconds
