@@ -111,7 +111,7 @@ export function cleanupRun(state: RunState): void {
 
 /** Cleans up after earlier runs whose jest process died without running globalTeardown. */
 export function sweepStaleRuns(): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(PREFIX) && n.endsWith('.json'));
   } catch {

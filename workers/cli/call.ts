@@ -30,7 +30,7 @@ function parseJsonFlag(raw: string | undefined, flag: string): unknown {
   try {
     return JSON.parse(raw);
   } catch (err) {
-    throw new Error(`${flag} must be JSON: ${(err as Error).message}`);
+    throw new Error(`${flag} must be JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -38,10 +38,9 @@ function int(v: string | undefined, flag: string): number | undefined {
 function writePidfile(path: string): () => void {
   if (existsSync(path)) {
     const pid = Number(readFileSync(path, 'utf8').trim());
-    let alive = false;
+    let alive: boolean;
     try {
-      if (pid > 0) process.kill(pid, 0);
-      alive = pid > 0;
+      alive = pid > 0 && process.kill(pid, 0);
     } catch {
       alive = false;
     }
