@@ -18,12 +18,24 @@ Ops:
   {"op": "result", "id", "timeout": seconds (20)}
     -> {"id", "state", "ready", "result", "info", "traceback"}; waits up to timeout, never raises
   {"op": "state", "id"} -> {"id", "state", "info"}; no waiting
+  {"op": "get", "id", "timeout": seconds (20)}
+    -> {"id", "state", "result", "t_ready", "exc_type", "exc_module", "exc_message", "exc_args",
+        "exc_mro"}: .get() with propagate; t_ready is time.time() when it returned; exc_mro
+       lists "module.Class" for every class of the raised exception (issubclass checks).
+  {"op": "watch", "id", "timeout": seconds (20), "interval": seconds (0.01)}
+    -> {"id", "states": [{"state", "info", "t"}], "state", "result"}: polls state/info until
+       ready (or timeout); states lists each change of (state, info), in order.
+  {"op": "batch", "commands": [command, ...]}
+    -> {"results": [{"t0", "t1", "out"}]}: runs the commands in order in this one process;
+       t0/t1 are time.time() before/after each. A "send" command in a batch may carry
+       "eta_in": seconds, which sets options.eta to now (UTC) + seconds just before sending.
 To add an op: write op_<name>(cmd) returning a dict, and add it to OPS.
 """
 import base64
 import datetime
 import json
 import sys
+import time
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 
@@ -105,11 +117,62 @@ def op_state(cmd):
     return {"id": res.id, "state": res.state, "info": jsonable(res.info)}
 
 
+def op_get(cmd):
+    res = app.AsyncResult(cmd["id"])
+    out = {"id": res.id, "state": None, "result": None, "t_ready": None, "exc_type": None,
+           "exc_module": None, "exc_message": None, "exc_args": None, "exc_mro": None}
+    try:
+        out["result"] = jsonable(res.get(timeout=cmd.get("timeout", 20)))
+    except Exception as exc:  # the remote exception re-raised by .get(), or a timeout
+        out["exc_type"] = type(exc).__name__
+        out["exc_module"] = type(exc).__module__
+        out["exc_message"] = str(exc)
+        out["exc_args"] = jsonable(list(exc.args))
+        out["exc_mro"] = ["%s.%s" % (c.__module__, c.__name__) for c in type(exc).__mro__]
+    out["t_ready"] = time.time()
+    out["state"] = res.state
+    return out
+
+
+def op_watch(cmd):
+    res = app.AsyncResult(cmd["id"])
+    deadline = time.time() + cmd.get("timeout", 20)
+    interval = cmd.get("interval", 0.01)
+    states = []
+    while True:
+        state, info = res.state, jsonable(res.info)
+        if not states or (states[-1]["state"], states[-1]["info"]) != (state, info):
+            states.append({"state": state, "info": info, "t": time.time()})
+        if res.ready() or time.time() > deadline:
+            break
+        time.sleep(interval)
+    return {"id": res.id, "states": states, "state": res.state, "result": jsonable(res.result)}
+
+
+def op_batch(cmd):
+    results = []
+    for sub in cmd["commands"]:
+        sub = dict(sub)
+        if sub.get("eta_in") is not None:
+            options = dict(sub.get("options") or {})
+            options["eta"] = (datetime.datetime.now(datetime.timezone.utc)
+                              + datetime.timedelta(seconds=float(sub.pop("eta_in")))).isoformat()
+            sub["options"] = options
+        op = OPS[sub["op"]]
+        t0 = time.time()
+        out = op(sub)
+        results.append({"t0": t0, "t1": time.time(), "out": out})
+    return {"results": results}
+
+
 OPS = {
     "send": op_send,
     "send_many": op_send_many,
     "result": op_result,
     "state": op_state,
+    "get": op_get,
+    "watch": op_watch,
+    "batch": op_batch,
 }
 
 

@@ -127,3 +127,16 @@ describe('python repr', () => {
     expect(pyRepr('x'.repeat(5000)).length).toBe(1024);
   });
 });
+
+describe('Python ints beyond 2**53', () => {
+  it('parse as BigInt, small ints stay numbers, and write back as digits', () => {
+    const v = parseJson('[9007199254740993, 3, 1.5, -12345678901234567890, "1234567890123456789"]') as unknown[];
+    expect(v).toEqual([9007199254740993n, 3, 1.5, -12345678901234567890n, '1234567890123456789']);
+    expect(stringifyJson({ n: 9007199254740993n, d: new Date(0) })).toBe('{"n":9007199254740993,"d":{"__type__":"datetime","__value__":"1970-01-01T00:00:00.000Z"}}');
+  });
+  it('survive msgpack both ways', () => {
+    const msg = v2(null, {}, 'application/x-msgpack');
+    msg.body = pack([[9007199254740993n], {}, {}]);
+    expect(parseTaskMessage(msg).args).toEqual([9007199254740993n]);
+  });
+});

@@ -17,6 +17,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { READY_STATES, type ResultBackend, type ResultMeta } from './backend';
 import { TimeoutError } from './errors';
+import { parseJson, stringifyJson } from '../protocol/serializers';
 
 export interface FileBackendOptions {
   /** Base for relative paths such as file://./data/results (default process.cwd()). */
@@ -129,7 +130,7 @@ export class FileBackend implements ResultBackend {
     const tmp = path.join(this.directory, `${TEMP_PREFIX}${randomUUID()}`);
     const handle = await fsp.open(tmp, 'w');
     try {
-      await handle.writeFile(JSON.stringify(meta), 'utf8');
+      await handle.writeFile(stringifyJson(meta), 'utf8');
       await handle.sync();
     } finally {
       await handle.close();
@@ -207,7 +208,7 @@ export class FileBackend implements ResultBackend {
         throw err;
       }
       try {
-        const doc: unknown = JSON.parse(decompress(payload).toString('utf8'));
+        const doc: unknown = parseJson(decompress(payload).toString('utf8'));
         if (typeof doc !== 'object' || doc === null || typeof (doc as ResultMeta).status !== 'string') {
           throw new Error('not a celery-task-meta document');
         }

@@ -5,6 +5,7 @@
 import { inflateSync, gunzipSync, deflateSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import YAML from 'yaml';
+import { parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
 
 export type SerializerName = 'json' | 'msgpack' | 'yaml';
 
@@ -25,7 +26,9 @@ export class ContentError extends Error {
 }
 
 // useRecords:false keeps plain msgpack maps, which is what Python's msgpack writes and reads.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+// int64AsType 'auto': integers beyond 2**53 arrive as BigInt instead of silently losing digits.
+// msgpackr supports 'auto' at run time but its typings omit it.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint' });
 
 const SERIALIZER_BY_TYPE: Record<string, SerializerName> = {
   'application/json': 'json',
@@ -60,19 +63,41 @@ function reviveKombuType(_key: string, value: unknown): unknown {
   }
 }
 
+/** Python ints are unbounded: an integer JS cannot hold exactly becomes a BigInt. */
+function parseNumber(literal: string): number | bigint {
+  if (/^-?\d+$/.test(literal)) {
+    const n = Number(literal);
+    return Number.isSafeInteger(n) ? n : BigInt(literal);
+  }
+  return Number(literal);
+}
+
+/** 16+ digits in a row may be an integer beyond 2**53: only then pay for the lossless parser. */
+const MAYBE_UNSAFE_INT = /\d{16}/;
+
 export function parseJson(text: string): unknown {
   // The reviver costs a call per value; only pay it when a marker can be present.
-  return text.includes('"__type__"') ? JSON.parse(text, reviveKombuType) : JSON.parse(text);
+  const reviver = text.includes('"__type__"') ? reviveKombuType : undefined;
+  if (MAYBE_UNSAFE_INT.test(text)) return losslessParse(text, reviver ?? null, parseNumber);
+  return reviver ? JSON.parse(text, reviver) : JSON.parse(text);
 }
 
 /** JSON as kombu's encoder writes it: Buffers as bytes/base64 markers, Dates as datetime. */
+function kombuReplacer(this: Record<string, unknown>, key: string, v: unknown): unknown {
+  const raw = this[key];
+  if (raw instanceof Date) return { __type__: 'datetime', __value__: raw.toISOString() };
+  if (Buffer.isBuffer(raw)) return { __type__: 'base64', __value__: raw.toString('base64') };
+  return v;
+}
+
 export function stringifyJson(value: unknown): string {
-  return JSON.stringify(value, function (this: Record<string, unknown>, key, v: unknown) {
-    const raw = this[key];
-    if (raw instanceof Date) return { __type__: 'datetime', __value__: raw.toISOString() };
-    if (Buffer.isBuffer(raw)) return { __type__: 'base64', __value__: raw.toString('base64') };
-    return v;
-  });
+  try {
+    return JSON.stringify(value, kombuReplacer);
+  } catch (err) {
+    // Native JSON cannot write a BigInt; the lossless writer prints its digits (a Python int).
+    if (!(err instanceof TypeError) || !/BigInt/i.test(err.message)) throw err;
+    return losslessStringify(value, kombuReplacer) ?? 'null';
+  }
 }
 
 export function decompress(body: Buffer, compression: unknown): Buffer {

@@ -8,6 +8,7 @@ import { connectRedis, type RedisLogger } from '../../redis/connect';
 import { LuaScript } from '../../redis/script';
 import { READY_STATES, type ResultBackend, type ResultMeta } from '../backend';
 import { TimeoutError } from '../errors';
+import { parseJson, stringifyJson } from '../../protocol/serializers';
 
 const STORE = LuaScript.fromFile('storeResult', join(__dirname, 'storeResult.lua'));
 
@@ -40,12 +41,12 @@ export class RedisBackend implements ResultBackend {
   }
 
   async store(meta: ResultMeta): Promise<void> {
-    await STORE.run(this.client, [this.key(meta.task_id)], [JSON.stringify(meta), this.opts.expires ?? 0]);
+    await STORE.run(this.client, [this.key(meta.task_id)], [stringifyJson(meta), this.opts.expires ?? 0]);
   }
 
   async get(taskId: string): Promise<ResultMeta | null> {
     const raw = await this.client.get(this.key(taskId));
-    return raw === null ? null : (JSON.parse(raw) as ResultMeta);
+    return raw === null ? null : (parseJson(raw) as ResultMeta);
   }
 
   async forget(taskId: string): Promise<void> {
@@ -105,7 +106,7 @@ export class RedisBackend implements ResultBackend {
       if (!listeners) return;
       let meta: ResultMeta;
       try {
-        meta = JSON.parse(raw) as ResultMeta;
+        meta = parseJson(raw) as ResultMeta;
       } catch {
         return;
       }

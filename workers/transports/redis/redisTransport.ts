@@ -107,7 +107,6 @@ export class RedisTransport implements Transport {
   async ack(delivery: Delivery): Promise<void> {
     if (!this.held.delete(delivery.deliveryTag)) return;
     this.pendingAcks.push(delivery.deliveryTag);
-    this.wakeForCredit();
     // Acks made in the same tick go to Redis as one script call.
     this.ackFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushAcks());
     return this.ackFlush;
@@ -163,7 +162,9 @@ export class RedisTransport implements Transport {
 
   private async loop(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
     while (this.consuming) {
-      const credit = this.prefetch === 0 ? MAX_BATCH : Math.min(MAX_BATCH, this.prefetch - this.held.size);
+      // Acks not yet flushed still count: Redis sees them as unacked until the flush lands.
+      const outstanding = this.held.size + this.pendingAcks.length;
+      const credit = this.prefetch === 0 ? MAX_BATCH : Math.min(MAX_BATCH, this.prefetch - outstanding);
       if (credit <= 0) {
         await new Promise<void>((resolve) => (this.creditWaiter = resolve));
         continue;
@@ -254,8 +255,10 @@ export class RedisTransport implements Transport {
   private async flushAcks(): Promise<void> {
     this.ackFlush = null;
     while (this.pendingAcks.length) {
-      const tags = this.pendingAcks.splice(0, MAX_BATCH);
+      const tags = this.pendingAcks.slice(0, MAX_BATCH);
       await ACK.run(this.client, [this.keys.unacked, this.keys.unackedIndex], tags);
+      this.pendingAcks.splice(0, tags.length);
+      this.wakeForCredit();
     }
   }
 

@@ -1,0 +1,182 @@
+// The worker's scheduling rules on a real Redis, in process: concurrency and prefetch bounds, time
+// limits, ETA, expires, retries, track_started and warm/cold shutdown. Redis dbs 50-63.
+import { Celeriac, type AppLogger } from '../../workers/app/app';
+import { Worker, type WorkerOptions } from '../../workers/worker/worker';
+import { PythonError } from '../../workers/app/errors';
+import { testRedisUrl } from '../helpers/env';
+import { flushDb, redisClient, type Redis } from '../helpers/redis';
+
+let nextDb = 50;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Rig {
+  app: Celeriac;
+  producer: Celeriac;
+  worker: Worker;
+  broker: Redis;
+  results: Redis;
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+async function rig(setup: (app: Celeriac) => void, opts: Partial<WorkerOptions> = {}, appOpts: Partial<ConstructorParameters<typeof Celeriac>[0]> = {}): Promise<Rig> {
+  const [b, r] = [nextDb++, nextDb++];
+  await Promise.all([flushDb(b), flushDb(r)]);
+  const logs: string[] = [];
+  const logger: AppLogger = { info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m), debug: () => undefined };
+  const urls = { brokerUrl: testRedisUrl(b), resultBackend: testRedisUrl(r) };
+  const app = new Celeriac({ ...urls, logger, ...appOpts });
+  setup(app);
+  const worker = new Worker(app, { hostname: 'test@host', queues: ['celery'], concurrency: 2, prefetchMultiplier: 4, accept: ['json'], ...opts });
+  await worker.start();
+  const producer = new Celeriac(urls);
+  const broker = redisClient(b);
+  const results = redisClient(r);
+  let stopped = false;
+  return {
+    app, producer, worker, broker, results, logs,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await worker.shutdown('warm');
+      await worker.close();
+      await producer.close();
+      await Promise.all([broker.quit(), results.quit()]);
+    },
+  };
+}
+
+async function meta(results: Redis, id: string): Promise<Record<string, unknown> | null> {
+  const raw = await results.get(`celery-task-meta-${id}`);
+  return raw ? (JSON.parse(raw) as Record<string, unknown>) : null;
+}
+
+it('never runs more than concurrency tasks, nor holds more than concurrency x prefetch unacked', async () => {
+  let running = 0;
+  let maxRunning = 0;
+  const t = await rig(
+    (app) =>
+      app.task('t.busy', async () => {
+        maxRunning = Math.max(maxRunning, ++running);
+        await sleep(100);
+        running--;
+      }, { acks_late: true }),
+    { concurrency: 3, prefetchMultiplier: 2 },
+  );
+  let maxUnacked = 0;
+  const sent = await Promise.all(Array.from({ length: 30 }, () => t.producer.sendTask('t.busy')));
+  const sampler = setInterval(() => void t.broker.hlen('unacked').then((n) => (maxUnacked = Math.max(maxUnacked, n))), 10);
+  await Promise.all(sent.map((s) => s.get({ timeout: 20 })));
+  clearInterval(sampler);
+  expect(maxRunning).toBe(3);
+  expect(maxUnacked).toBeGreaterThan(0);
+  expect(maxUnacked).toBeLessThanOrEqual(6);
+  await t.stop();
+});
+
+it('soft time limit aborts the signal; hard time limit fails with TimeLimitExceeded and frees the slot', async () => {
+  const t = await rig((app) => {
+    app.task('t.soft', async function () {
+      await new Promise((resolve) => this.signal.addEventListener('abort', resolve));
+      return (this.signal.reason as Error).name;
+    }, { soft_time_limit: 0.2 });
+    app.task('t.stuck', () => new Promise(() => undefined), { time_limit: 0.3 });
+    app.task('t.quick', () => 'quick');
+  }, { concurrency: 1 });
+  const soft = await t.producer.sendTask('t.soft');
+  expect(await soft.get({ timeout: 10 })).toBe('SoftTimeLimitExceeded');
+  const stuck = await t.producer.sendTask('t.stuck');
+  const quick = await t.producer.sendTask('t.quick');
+  await expect(stuck.get({ timeout: 10 })).rejects.toMatchObject({ name: 'TimeLimitExceeded', pyModule: 'billiard.exceptions' });
+  expect(await quick.get({ timeout: 10 })).toBe('quick');
+  await t.stop();
+});
+
+it('an ETA task waits without blocking others; an expired task is REVOKED and never runs', async () => {
+  const ran: string[] = [];
+  const t = await rig((app) => app.task('t.mark', (tag: string) => void ran.push(tag)), { concurrency: 1 });
+  const later = await t.producer.sendTask('t.mark', ['later'], {}, { countdown: 1 });
+  const now = await t.producer.sendTask('t.mark', ['now']);
+  const expired = await t.producer.sendTask('t.mark', ['expired'], {}, { countdown: 0.5, expires: 0.1 });
+  await now.get({ timeout: 10 });
+  expect(ran).toEqual(['now']);
+  await later.get({ timeout: 10 });
+  expect(ran).toEqual(['now', 'later']);
+  await expect(expired.get({ timeout: 10 })).rejects.toMatchObject({ name: 'TaskRevokedError' });
+  expect(await expired.state()).toBe('REVOKED');
+  expect(ran).not.toContain('expired');
+  await t.stop();
+});
+
+it('retries: autoretry_for re-sends until it works; running out stores MaxRetriesExceededError', async () => {
+  let calls = 0;
+  const t = await rig((app) => {
+    app.task('t.flaky', () => {
+      if (++calls < 3) throw new TypeError('not yet');
+      return calls;
+    }, { autoretry_for: [TypeError], default_retry_delay: 0.05 });
+    app.task('t.always', function () {
+      this.retry({ countdown: 0.05 });
+    }, { max_retries: 2 });
+    app.task('t.capped', function () {
+      this.retry({ countdown: 0.05, exc: new PythonError('KeyError', 'gone') });
+    }, { max_retries: 1 });
+  });
+  expect(await (await t.producer.sendTask('t.flaky')).get({ timeout: 10 })).toBe(3);
+  const always = await t.producer.sendTask('t.always');
+  await expect(always.get({ timeout: 10 })).rejects.toMatchObject({ name: 'MaxRetriesExceededError', pyModule: 'celery.exceptions' });
+  const stored = await meta(t.results, always.id);
+  expect(stored?.result).toMatchObject({ exc_type: 'MaxRetriesExceededError', exc_module: 'celery.exceptions' });
+  await expect((await t.producer.sendTask('t.capped')).get({ timeout: 10 })).rejects.toMatchObject({ name: 'KeyError', message: 'gone' });
+  // t.flaky retried twice, t.always twice (max_retries 2), t.capped once.
+  expect(t.logs.filter((l) => l.includes('retry: Retry in 0.05s')).length).toBe(5);
+  await t.stop();
+});
+
+it('track_started stores STARTED with pid and hostname; result_extended adds request fields', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const t = await rig((app) => app.task('t.gated', async (x: number) => {
+    await gate;
+    return x;
+  }, { track_started: true }), {}, { resultExtended: true });
+  const r = await t.producer.sendTask('t.gated', [7], {}, { queue: 'celery' });
+  for (let i = 0; i < 100 && (await r.state()) !== 'STARTED'; i++) await sleep(20);
+  expect(await r.info()).toEqual({ pid: process.pid, hostname: 'test@host' });
+  release();
+  expect(await r.get({ timeout: 10 })).toBe(7);
+  expect(await meta(t.results, r.id)).toMatchObject({ status: 'SUCCESS', name: 't.gated', args: [7], kwargs: {}, worker: 'test@host', retries: 0, queue: 'celery' });
+  await t.stop();
+});
+
+it('warm shutdown finishes running tasks and gives reserved ones back', async () => {
+  const t = await rig((app) => app.task('t.slow', async () => {
+    await sleep(400);
+    return 'done';
+  }, { acks_late: true }), { concurrency: 1, prefetchMultiplier: 4 });
+  const sent = await Promise.all(Array.from({ length: 5 }, () => t.producer.sendTask('t.slow')));
+  for (let i = 0; i < 100 && t.worker.activeCount === 0; i++) await sleep(10);
+  await sleep(50);
+  expect(t.worker.activeCount).toBe(1);
+  expect(t.worker.reservedCount).toBe(3);
+  await t.worker.shutdown('warm');
+  expect(await sent[0]!.state()).toBe('SUCCESS');
+  await t.worker.close();
+  expect(await t.broker.llen('celery')).toBe(4);
+  expect(await t.broker.hlen('unacked')).toBe(0);
+  await t.stop();
+});
+
+it('cold shutdown aborts the running acks_late task and its message goes back to the queue', async () => {
+  const t = await rig((app) => app.task('t.long', async function () {
+    await new Promise((resolve) => this.signal.addEventListener('abort', resolve));
+  }, { acks_late: true }), { concurrency: 1 });
+  const r = await t.producer.sendTask('t.long');
+  for (let i = 0; i < 100 && t.worker.activeCount === 0; i++) await sleep(10);
+  await t.worker.shutdown('cold');
+  await t.worker.close();
+  expect(await t.broker.llen('celery')).toBe(1);
+  const back = JSON.parse((await t.broker.lindex('celery', 0))!) as { headers: { id: string; redelivered?: boolean } };
+  expect(back.headers).toMatchObject({ id: r.id, redelivered: true });
+  await t.stop();
+});

@@ -1,0 +1,18 @@
+/** Celeriac's public API: the app (tasks + producer), the worker, results and errors. */
+export { Celeriac, type AppOptions, type SendOptions, type TaskHandle, type AppLogger } from './app/app';
+export type { TaskOptions, TaskContext, TaskFn, RetryOptions } from './app/task';
+export {
+  PythonError,
+  Retry,
+  Reject,
+  Ignore,
+  MaxRetriesExceededError,
+  SoftTimeLimitExceeded,
+  TimeLimitExceeded,
+  NotRegistered,
+  WorkerLostError,
+} from './app/errors';
+export { Worker, type WorkerOptions } from './worker/worker';
+export { AsyncResult, RemoteTaskError } from './producer/asyncResult';
+export { appFromConfig, workerOptionsFromConfig } from './app/fromConfig';
+export { loadConfig } from '../config';
