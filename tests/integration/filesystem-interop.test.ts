@@ -87,7 +87,7 @@ print(json.dumps([a.id, b.id]))
 `, { env: { FS_OPTS: pyOptions(f) } });
 
     // kombu wrote '<ms>_<uuid>.<queue>.msg' files and the exchange tables.
-    expect(fs.readdirSync(f.toNode).sort().map((n) => n.replace(/^\d+_[0-9a-f-]+\./, ''))).toEqual(['celery.msg', 'other.msg']);
+    expect(fs.readdirSync(f.toNode).map((n) => n.replace(/^\d+_[0-9a-f-]+\./, '')).sort()).toEqual(['celery.msg', 'other.msg']);
     expect(JSON.parse(fs.readFileSync(path.join(f.control, 'celery.exchange'), 'utf8'))).toEqual([['celery', '', 'celery']]);
 
     const t = await celeriac(f);

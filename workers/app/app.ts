@@ -13,6 +13,8 @@ import { AsyncResult } from '../producer/asyncResult';
 import type { TaskDefinition, TaskFn, TaskOptions } from './task';
 
 export interface AppLogger {
+  /** pino's level check: lets the hot path skip building lines nobody will see. */
+  isLevelEnabled?(level: string): boolean;
   info(msg: string): void;
   warn(msg: string): void;
   error(msg: string): void;

@@ -37,7 +37,8 @@ export function formatTraceback(err: unknown): string {
 
 /** datetime.now(timezone.utc).isoformat(): microseconds and an explicit +00:00. */
 export function pyIsoNow(date = new Date()): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000+00:00');
+  // toISOString() is always 'YYYY-MM-DDTHH:MM:SS.mmmZ' for years 0-9999.
+  return `${date.toISOString().slice(0, 23)}000+00:00`;
 }
 
 export interface MetaRequest {

@@ -9,13 +9,14 @@ export interface ContextDeps {
   options: TaskOptions;
   hostname: string;
   deliveryInfo: DeliveryInfo;
-  signal: AbortSignal;
+  /** Lazy: most tasks never look at their signal. */
+  signal(): AbortSignal;
   updateState(state: string, meta: unknown): Promise<void>;
 }
 
 export function createContext(deps: ContextDeps): TaskContext {
   const req = deps.request;
-  return {
+  const ctx: TaskContext = {
     id: req.id,
     name: req.task,
     retries: req.retries,
@@ -24,7 +25,9 @@ export function createContext(deps: ContextDeps): TaskContext {
     hostname: deps.hostname,
     delivery_info: deps.deliveryInfo,
     request: req,
-    signal: deps.signal,
+    get signal(): AbortSignal {
+      return deps.signal();
+    },
     updateState: (state, meta) => deps.updateState(state, meta ?? null),
     retry(opts: RetryOptions = {}): never {
       const max = opts.max_retries !== undefined ? opts.max_retries : (deps.options.max_retries ?? 3);
@@ -39,4 +42,5 @@ export function createContext(deps: ContextDeps): TaskContext {
       throw new Retry(`Retry ${when}${cause}`, { countdown, eta: opts.eta, args: opts.args, kwargs: opts.kwargs }, opts.exc);
     },
   };
+  return ctx;
 }

@@ -13,23 +13,23 @@ export interface Limits {
 export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 export async function runWithLimits(
-  call: (signal: AbortSignal) => unknown,
+  call: () => unknown,
   limits: Limits,
-  controller: AbortController,
+  controller: () => AbortController,
 ): Promise<Outcome> {
   const timers: NodeJS.Timeout[] = [];
   let hardFired: ((o: Outcome) => void) | null = null;
   const hard = new Promise<Outcome>((resolve) => (hardFired = resolve));
   if (limits.soft && limits.soft > 0) {
     const soft = limits.soft;
-    timers.push(setTimeout(() => controller.abort(new SoftTimeLimitExceeded(soft)), soft * 1000));
+    timers.push(setTimeout(() => controller().abort(new SoftTimeLimitExceeded(soft)), soft * 1000));
   }
   if (limits.hard && limits.hard > 0) {
     const limit = limits.hard;
     timers.push(
       setTimeout(() => {
         const error = new TimeLimitExceeded(limit);
-        if (!controller.signal.aborted) controller.abort(error);
+        if (!controller().signal.aborted) controller().abort(error);
         hardFired?.({ ok: false, error });
       }, limit * 1000),
     );
@@ -37,7 +37,7 @@ export async function runWithLimits(
   try {
     const run = (async (): Promise<Outcome> => {
       try {
-        return { ok: true, value: await call(controller.signal) };
+        return { ok: true, value: await call() };
       } catch (error) {
         return { ok: false, error };
       }

@@ -12,6 +12,16 @@ import { parseJson, stringifyJson } from '../../protocol/serializers';
 
 const STORE = LuaScript.fromFile('storeResult', join(__dirname, 'storeResult.lua'));
 
+/** Results per script call; bounds the script's argument list. */
+const MAX_BATCH = 200;
+
+interface PendingStore {
+  key: string;
+  value: string;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
 export interface RedisBackendOptions {
   url: string;
   /** Seconds a result lives; 0 or null keeps it forever (Celery's result_expires). */
@@ -26,6 +36,7 @@ export class RedisBackend implements ResultBackend {
   private subscriber: Redis | null = null;
   private readonly waiters = new Map<string, Set<(meta: ResultMeta) => void>>();
   private readonly prefix: string;
+  private readonly pending: PendingStore[] = [];
 
   constructor(private readonly opts: RedisBackendOptions) {
     this.client = connectRedis(opts.url, { logger: opts.logger, name: 'result backend' });
@@ -40,8 +51,25 @@ export class RedisBackend implements ResultBackend {
     await this.client.connect();
   }
 
-  async store(meta: ResultMeta): Promise<void> {
-    await STORE.run(this.client, [this.key(meta.task_id)], [stringifyJson(meta), this.opts.expires ?? 0]);
+  /** Stores made in the same tick go to Redis as one script call (one round trip for many tasks). */
+  store(meta: ResultMeta): Promise<void> {
+    const value = stringifyJson(meta);
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ key: this.key(meta.task_id), value, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length) {
+      const batch = this.pending.splice(0, MAX_BATCH);
+      try {
+        await STORE.run(this.client, batch.map((p) => p.key), [this.opts.expires ?? 0, ...batch.map((p) => p.value)]);
+        for (const p of batch) p.resolve();
+      } catch (err) {
+        for (const p of batch) p.reject(err as Error);
+      }
+    }
   }
 
   async get(taskId: string): Promise<ResultMeta | null> {
