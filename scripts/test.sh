@@ -107,6 +107,16 @@ run_jest() {
   [ "$status" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
 }
 
+# --- build and lint ----------------------------------------------------------------------
+# A tree that does not type-check or lint does not pass, whatever the tests say. Skipped when
+# the caller picks tests (extra args) so a focused run stays quick.
+lint() {
+  [ "$#" -eq 0 ] || return 0
+  npx tsc --noEmit -p tsconfig.json
+  npx eslint --max-warnings 0 .
+}
+
 ensure_debian_packages
 ensure_venv
+lint "$@"
 run_jest "$@"

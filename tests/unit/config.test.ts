@@ -235,10 +235,10 @@ describe('validation errors', () => {
   });
 
   it('masks the password of a rejected URL', () => {
-    const err = loadError({ env: { CELERY_BROKER_URL: 'amqp://user:s3cret@rabbit//' } });
+    const err = loadError({ env: { CELERY_BROKER_URL: 'sqs://user:s3cret@queue//' } });
     expect(err.message).toBe(
-      'config: celery.broker_url = "amqp://user:**@rabbit//": must be a URL with scheme ' +
-        'filesystem://, redis://, rediss://',
+      'config: celery.broker_url = "sqs://user:**@queue//": must be a URL with scheme ' +
+        'filesystem://, redis://, rediss://, amqp://, amqps://, pyamqp://',
     );
     expect(JSON.stringify(err.issues)).not.toContain('s3cret');
   });

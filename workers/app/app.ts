@@ -120,6 +120,7 @@ export class Celeriac {
       const url = this.options.resultBackend;
       if (!url) return null;
       const b = createBackend(url, {
+        brokerUrl: this.options.brokerUrl,
         expires: this.options.resultExpires,
         transportOptions: this.options.resultBackendTransportOptions,
         logger: this.log,
@@ -149,10 +150,14 @@ export class Celeriac {
     options: SendOptions = {},
   ): Promise<AsyncResult<R>> {
     const route = this.routeFor(name, options.queue);
+    const backend = await this.backend();
+    // rpc:// results come back on this process's reply queue: Celery sets reply_to on every task.
+    const replyTo = options.replyTo ?? (backend?.replyQueue ? await backend.replyQueue() : undefined);
     const { id, message } = buildTaskMessage(name, args, kwargs, {
       serializer: this.options.taskSerializer,
       priority: route.priority,
       ...options,
+      replyTo,
     });
     const transport = await this.transport();
     await transport.publish({
@@ -160,7 +165,7 @@ export class Celeriac {
       exchange: options.exchange ?? '',
       routingKey: options.routingKey ?? route.queue,
     });
-    return new AsyncResult<R>(id, await this.backend());
+    return new AsyncResult<R>(id, backend);
   }
 
   /** An AsyncResult for a task id sent elsewhere. */

@@ -59,4 +59,6 @@ export interface ResultBackend {
   waitFor(taskId: string, timeoutMs?: number): Promise<ResultMeta>;
   forget(taskId: string): Promise<void>;
   close(): Promise<void>;
+  /** rpc:// only: the reply_to queue a producer must put on the tasks it sends. */
+  replyQueue?(): Promise<string>;
 }

@@ -2,9 +2,12 @@
 import type { ResultBackend } from './backend';
 import { RedisBackend } from './redis/redisBackend';
 import { FileBackend } from './file';
+import { RpcBackend } from './rpc';
 import { maskUrl } from '../log/mask';
 
 export interface BackendFactoryOptions {
+  /** Needed by rpc://, whose results travel over the broker. */
+  brokerUrl?: string;
   expires?: number | null;
   transportOptions?: Record<string, unknown>;
   logger?: { info(msg: string): void; warn(msg: string): void };
@@ -25,7 +28,12 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
       });
     case 'file':
       return FileBackend.fromUrl(url);
+    case 'rpc':
+      if (!opts.brokerUrl || !/^(amqps?|pyamqp):/i.test(opts.brokerUrl)) {
+        throw new Error('rpc:// results need an AMQP broker (amqp://): they travel as broker messages');
+      }
+      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires });
     default:
-      throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss:// or file://`);
+      throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss://, file:// or rpc://`);
   }
 }

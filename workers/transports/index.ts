@@ -2,6 +2,7 @@
 import type { Transport } from './transport';
 import { RedisTransport } from './redis/redisTransport';
 import { FilesystemTransport } from './filesystem';
+import { AmqpTransport } from './amqp/amqpTransport';
 import { maskUrl } from '../log/mask';
 
 export interface TransportLogger {
@@ -30,9 +31,13 @@ export function createTransport(url: string, options: Record<string, unknown>, l
         prioritySteps: Array.isArray(options.priority_steps) ? options.priority_steps.map(Number) : undefined,
         logger,
       });
+    case 'amqp':
+    case 'amqps':
+    case 'pyamqp':
+      return new AmqpTransport({ url, logger });
     case 'filesystem':
       return FilesystemTransport.fromOptions(options, logger);
     default:
-      throw new Error(`unsupported broker url ${maskUrl(url)}: use redis://, rediss:// or filesystem://`);
+      throw new Error(`unsupported broker url ${maskUrl(url)}: use amqp://, amqps://, redis://, rediss:// or filesystem://`);
   }
 }

@@ -1,0 +1,248 @@
+/**
+ * AMQP 0-9-1 transport (RabbitMQ) on amqplib, matching what kombu/py-amqp do for Celery:
+ * queues and exchanges declared with Celery's flags, basic.qos as Celery's consumer sets it
+ * (global on RabbitMQ, per consumer for quorum queues), publisher confirms for everything sent,
+ * and reconnection with exponential backoff and jitter that re-declares and resumes consuming.
+ * Deliveries from a connection that died are never acked on the new one: RabbitMQ has already
+ * put them back, so they come again.
+ */
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
+import { maskUrl } from '../../log/mask';
+import { amqpTargetFromUrl } from './url';
+
+export interface AmqpLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export interface AmqpTransportOptions {
+  url: string;
+  heartbeat?: number;
+  /** Quorum queues have no global QoS: prefetch is then set per consumer. */
+  quorum?: boolean;
+  logger?: AmqpLogger;
+}
+
+/** A delivery remembers the connection generation it came from. */
+interface AmqpDelivery extends Delivery {
+  generation: number;
+  raw: ConsumeMessage;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+export class AmqpTransport implements Transport {
+  readonly kind = 'amqp';
+  private model: ChannelModel | null = null;
+  private consumeChannel: Channel | null = null;
+  private publishChannel: ConfirmChannel | null = null;
+  private generation = 0;
+  private readonly declared = new Map<string, QueueDeclaration>();
+  private consuming: { queues: string[]; onDelivery: DeliveryHandler } | null = null;
+  private consumerTags: string[] = [];
+  private prefetch = 0;
+  private qosScheduled = false;
+  private closing = false;
+  private ready: Promise<void> | null = null;
+
+  constructor(private readonly opts: AmqpTransportOptions) {}
+
+  async connect(): Promise<void> {
+    this.ready = this.establish(false);
+    await this.ready;
+  }
+
+  /** Open connection and channels, re-declare, resume consuming. Retries forever when reconnecting. */
+  private async establish(retry: boolean): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.open();
+        if (attempt > 0 || retry) this.opts.logger?.info(`amqp ${maskUrl(this.opts.url)}: reconnected`);
+        return;
+      } catch (err) {
+        if (!retry || this.closing) throw err;
+        if (attempt === 0) this.opts.logger?.warn(`amqp ${maskUrl(this.opts.url)}: cannot connect (${(err as Error).message}); retrying with backoff`);
+        const base = Math.min(MAX_BACKOFF_MS, 200 * 2 ** Math.min(attempt, 8));
+        await new Promise((r) => setTimeout(r, base / 2 + Math.random() * (base / 2)));
+      }
+    }
+  }
+
+  private async open(): Promise<void> {
+    const target = amqpTargetFromUrl(this.opts.url, this.opts.heartbeat ?? 60);
+    const model = await amqp.connect(target.connect, target.socket);
+    const generation = ++this.generation;
+    model.on('error', () => undefined); // 'close' follows; handled there
+    model.on('close', () => this.onConnectionLost(generation));
+    this.model = model;
+    this.publishChannel = await model.createConfirmChannel();
+    this.publishChannel.on('error', () => undefined);
+    this.consumeChannel = await model.createChannel();
+    // A channel closed by the broker (e.g. consumer_timeout, a PRECONDITION_FAILED) takes the
+    // connection's work down with it: start over on a fresh connection.
+    this.consumeChannel.on('error', (err: Error) => this.opts.logger?.warn(`amqp channel error: ${err.message}`));
+    this.consumeChannel.on('close', () => {
+      if (generation === this.generation && !this.closing) void model.close().catch(() => undefined);
+    });
+    for (const q of this.declared.values()) await this.declareOn(this.consumeChannel, q);
+    await this.applyQos();
+    if (this.consuming) await this.startConsumers(this.consuming.queues, this.consuming.onDelivery);
+  }
+
+  private onConnectionLost(generation: number): void {
+    if (generation !== this.generation || this.closing) return;
+    this.opts.logger?.warn(`amqp ${maskUrl(this.opts.url)}: connection lost; reconnecting`);
+    this.model = null;
+    this.consumeChannel = null;
+    this.publishChannel = null;
+    this.ready = this.establish(true);
+    this.ready.catch((err: Error) => this.opts.logger?.error(`amqp reconnect gave up: ${err.message}`));
+  }
+
+  private async channel(): Promise<Channel> {
+    await this.ready;
+    if (!this.consumeChannel) throw new Error('amqp transport is not connected');
+    return this.consumeChannel;
+  }
+
+  /** Celery's declaration: exchange (direct/topic/fanout, durable), queue, binding. */
+  private async declareOn(ch: Channel, q: QueueDeclaration): Promise<void> {
+    const args: Record<string, unknown> = { ...q.arguments };
+    if (this.opts.quorum) args['x-queue-type'] = 'quorum';
+    await ch.assertQueue(q.name, { durable: q.durable ?? true, autoDelete: q.autoDelete ?? false, arguments: args });
+    if (q.exchange) {
+      await ch.assertExchange(q.exchange, q.exchangeType, { durable: q.durable ?? true, autoDelete: false });
+      await ch.bindQueue(q.name, q.exchange, q.routingKey);
+    }
+  }
+
+  async declareQueue(q: QueueDeclaration): Promise<void> {
+    this.declared.set(q.name, q);
+    await this.declareOn(await this.channel(), q);
+  }
+
+  setPrefetch(count: number): void {
+    this.prefetch = Math.max(0, Math.floor(count));
+    // Celery raises/lowers QoS once per ETA message; coalesce bursts into one basic.qos.
+    if (this.qosScheduled) return;
+    this.qosScheduled = true;
+    setImmediate(() => {
+      this.qosScheduled = false;
+      void this.applyQos().catch((err: Error) => this.opts.logger?.warn(`basic.qos failed: ${err.message}`));
+    });
+  }
+
+  private async applyQos(): Promise<void> {
+    const ch = this.consumeChannel;
+    if (!ch) return;
+    // RabbitMQ's global=true is per channel (all our consumers share it), as Celery sets it;
+    // quorum queues reject global QoS, so there it is per consumer.
+    await ch.prefetch(this.prefetch, !this.opts.quorum);
+  }
+
+  async consume(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
+    this.consuming = { queues, onDelivery };
+    await this.ready;
+    await this.startConsumers(queues, onDelivery);
+  }
+
+  private async startConsumers(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
+    const ch = this.consumeChannel;
+    if (!ch) return;
+    const generation = this.generation;
+    this.consumerTags = [];
+    for (const queue of queues) {
+      const { consumerTag } = await ch.consume(queue, (msg) => {
+        if (!msg) return; // consumer cancelled by the broker (queue deleted): reconnect handles it
+        onDelivery(this.toDelivery(msg, queue, generation));
+      });
+      this.consumerTags.push(consumerTag);
+    }
+  }
+
+  private toDelivery(msg: ConsumeMessage, queue: string, generation: number): AmqpDelivery {
+    const p = msg.properties;
+    const message: BrokerMessage = {
+      body: msg.content,
+      contentType: p.contentType ?? 'application/json',
+      contentEncoding: p.contentEncoding ?? 'utf-8',
+      headers: (p.headers ?? {}) as Record<string, unknown>,
+      properties: {
+        correlation_id: p.correlationId,
+        reply_to: p.replyTo,
+        delivery_mode: p.deliveryMode,
+        priority: p.priority ?? 0,
+      },
+    };
+    return {
+      message,
+      deliveryTag: String(msg.fields.deliveryTag),
+      queue,
+      exchange: msg.fields.exchange,
+      routingKey: msg.fields.routingKey,
+      redelivered: msg.fields.redelivered,
+      generation,
+      raw: msg,
+    };
+  }
+
+  /** True when the delivery's channel is still the live one (else RabbitMQ already requeued it). */
+  private live(d: Delivery): d is AmqpDelivery {
+    const a = d as AmqpDelivery;
+    return a.generation === this.generation && this.consumeChannel !== null;
+  }
+
+  async stopConsuming(): Promise<void> {
+    const ch = this.consumeChannel;
+    const tags = this.consumerTags;
+    this.consuming = null;
+    this.consumerTags = [];
+    if (!ch) return;
+    for (const tag of tags) await ch.cancel(tag).catch(() => undefined);
+  }
+
+  async ack(d: Delivery): Promise<void> {
+    if (this.live(d)) this.consumeChannel!.ack(d.raw);
+  }
+
+  async reject(d: Delivery, requeue: boolean): Promise<void> {
+    if (this.live(d)) this.consumeChannel!.reject(d.raw, requeue);
+  }
+
+  async publish(req: PublishRequest): Promise<void> {
+    await this.ready;
+    const ch = this.publishChannel;
+    if (!ch) throw new Error('amqp transport is not connected');
+    const m = req.message;
+    const p = m.properties;
+    await new Promise<void>((resolve, reject) => {
+      ch.publish(
+        req.exchange,
+        req.routingKey,
+        m.body,
+        {
+          contentType: m.contentType,
+          contentEncoding: m.contentEncoding,
+          headers: m.headers,
+          correlationId: p.correlation_id,
+          replyTo: p.reply_to,
+          priority: typeof p.priority === 'number' ? p.priority : undefined,
+          deliveryMode: typeof p.delivery_mode === 'number' ? p.delivery_mode : 2,
+        },
+        (err) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()),
+      );
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.stopConsuming().catch(() => undefined);
+    // Closing the channel returns every unacked delivery to its queue (RabbitMQ's own rule).
+    await this.model?.close().catch(() => undefined);
+    this.model = null;
+    this.consumeChannel = null;
+    this.publishChannel = null;
+  }
+}
