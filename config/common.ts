@@ -28,6 +28,8 @@ const common: Config = {
     result_expires: 86400,
     result_extended: false,
     task_default_queue: 'celery',
+    // x-max-priority of the queues this worker declares on AMQP (null = no priority queue).
+    task_queue_max_priority: null,
     task_acks_late: false,
     task_reject_on_worker_lost: false,
     task_track_started: false,

@@ -23,6 +23,7 @@ export const CONTENT_TYPES: Readonly<Record<(typeof SERIALIZERS)[number], string
 export const FORMAT = {
   positiveInt: 'celeriac-positive-int',
   nonNegativeInt: 'celeriac-non-negative-int',
+  maxPriority: 'celeriac-max-priority',
   seconds: 'celeriac-seconds',
   positiveSeconds: 'celeriac-positive-seconds',
   timeLimit: 'celeriac-time-limit',
@@ -89,6 +90,11 @@ function urlWithScheme(schemes: readonly string[], allowFailoverList: boolean): 
 
 const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
   [FORMAT.positiveInt]: { expected: 'must be a positive integer', check: (v) => isInt(v) && v > 0, coerce: toNumber },
+  [FORMAT.maxPriority]: {
+    expected: 'must be null or an integer 1-255 (RabbitMQ x-max-priority)',
+    check: (v) => v === null || (isInt(v) && v >= 1 && v <= 255),
+    coerce: toNullableNumber,
+  },
   [FORMAT.nonNegativeInt]: {
     expected: 'must be an integer >= 0',
     check: (v) => isInt(v) && v >= 0,

@@ -36,6 +36,8 @@ export interface CeleryConfig {
   result_expires: number;
   result_extended: boolean;
   task_default_queue: string;
+  /** AMQP queues' x-max-priority, as Celery's task_queue_max_priority; null = none. */
+  task_queue_max_priority: number | null;
   task_acks_late: boolean;
   task_reject_on_worker_lost: boolean;
   task_track_started: boolean;

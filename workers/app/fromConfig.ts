@@ -43,5 +43,6 @@ export function workerOptionsFromConfig(config: Config): WorkerOptions {
     concurrency: config.celery.worker_concurrency || availableParallelism(),
     prefetchMultiplier: config.celery.worker_prefetch_multiplier,
     accept,
+    queueArguments: config.celery.task_queue_max_priority ? { 'x-max-priority': config.celery.task_queue_max_priority } : {},
   };
 }

@@ -25,6 +25,8 @@ export interface WorkerOptions {
   concurrency: number;
   prefetchMultiplier: number;
   accept: SerializerName[];
+  /** Arguments of the queues this worker declares (x-max-priority on AMQP). */
+  queueArguments?: Record<string, unknown>;
 }
 
 interface Job {
@@ -35,6 +37,8 @@ interface Job {
   /** Made on first use (time limit, this.signal): one per message costs noticeably at 40k/s. */
   controller: AbortController | null;
   acked: boolean;
+  /** Copies of this message the broker redelivered while it ran here (acked when it ends). */
+  redeliveries: Delivery[];
 }
 
 type Phase = 'created' | 'running' | 'warm' | 'cold' | 'stopped';
@@ -44,6 +48,7 @@ export class Worker extends EventEmitter {
   private backend: ResultBackend | null = null;
   private readonly ready: Job[] = [];
   private readonly active = new Set<Job>();
+  private readonly activeById = new Map<string, Job>();
   private readonly etaTimers = new Map<Job, NodeJS.Timeout>();
   private phase: Phase = 'created';
   private drained: (() => void) | null = null;
@@ -79,7 +84,7 @@ export class Worker extends EventEmitter {
     this.transport = await this.app.transport();
     this.backend = await this.app.backend();
     for (const q of this.options.queues) {
-      await this.transport.declareQueue({ name: q, exchange: q, exchangeType: 'direct', routingKey: q, durable: true });
+      await this.transport.declareQueue({ name: q, exchange: q, exchangeType: 'direct', routingKey: q, durable: true, arguments: this.options.queueArguments });
     }
     this.phase = 'running';
     this.transport.setPrefetch(this.basePrefetch);
@@ -104,7 +109,15 @@ export class Worker extends EventEmitter {
       this.onUnknownTask(delivery, request);
       return;
     }
-    const job: Job = { delivery, request, def, options: this.app.taskOptions(def), controller: null, acked: false };
+    const running = delivery.redelivered ? this.activeById.get(request.id) : undefined;
+    if (running) {
+      // The broker gave the message back while it still runs here (its channel closed, e.g.
+      // RabbitMQ's consumer_timeout): finish it once and settle the copy with it.
+      this.log.info(`Task ${request.task}[${request.id}] redelivered while running here: not started twice`);
+      running.redeliveries.push(delivery);
+      return;
+    }
+    const job: Job = { delivery, request, def, options: this.app.taskOptions(def), controller: null, acked: false, redeliveries: [] };
     if (this.logInfo) this.log.info(`Task ${request.task}[${request.id}] received`);
     this.emit('task-received', job.request);
     if (this.isExpired(job)) return;
@@ -168,6 +181,7 @@ export class Worker extends EventEmitter {
 
   private async run(job: Job): Promise<void> {
     this.active.add(job);
+    this.activeById.set(job.request.id, job);
     const { request, options, def } = job;
     const controller = (): AbortController => (job.controller ??= new AbortController());
     try {
@@ -211,6 +225,8 @@ export class Worker extends EventEmitter {
       if (!job.acked) void this.settle(job.delivery, 'requeue');
     } finally {
       this.active.delete(job);
+      this.activeById.delete(request.id);
+      for (const copy of job.redeliveries) void this.settle(copy, 'ack');
       this.processed++;
       if (this.active.size === 0) this.drained?.();
       this.pump();

@@ -86,7 +86,7 @@ export class AmqpTransport implements Transport {
     this.consumeChannel.on('close', () => {
       if (generation === this.generation && !this.closing) void model.close().catch(() => undefined);
     });
-    for (const q of this.declared.values()) await this.declareOn(this.consumeChannel, q);
+    for (const q of this.declared.values()) await this.declareOn(model, q);
     await this.applyQos();
     if (this.consuming) await this.startConsumers(this.consuming.queues, this.consuming.onDelivery);
   }
@@ -101,26 +101,42 @@ export class AmqpTransport implements Transport {
     this.ready.catch((err: Error) => this.opts.logger?.error(`amqp reconnect gave up: ${err.message}`));
   }
 
-  private async channel(): Promise<Channel> {
-    await this.ready;
-    if (!this.consumeChannel) throw new Error('amqp transport is not connected');
-    return this.consumeChannel;
-  }
-
-  /** Celery's declaration: exchange (direct/topic/fanout, durable), queue, binding. */
-  private async declareOn(ch: Channel, q: QueueDeclaration): Promise<void> {
+  /**
+   * Celery's declaration: exchange (direct/topic/fanout, durable), queue, binding — on a channel
+   * of its own, because a queue that already exists with other arguments (a Python worker declared
+   * it with x-max-priority, say) closes the channel with PRECONDITION_FAILED. That queue is then
+   * used as it is, with a warning, instead of taking the consumer down.
+   */
+  private async declareOn(model: ChannelModel, q: QueueDeclaration): Promise<void> {
     const args: Record<string, unknown> = { ...q.arguments };
     if (this.opts.quorum) args['x-queue-type'] = 'quorum';
-    await ch.assertQueue(q.name, { durable: q.durable ?? true, autoDelete: q.autoDelete ?? false, arguments: args });
-    if (q.exchange) {
-      await ch.assertExchange(q.exchange, q.exchangeType, { durable: q.durable ?? true, autoDelete: false });
-      await ch.bindQueue(q.name, q.exchange, q.routingKey);
+    const durable = q.durable ?? true;
+    let ch = await model.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      await ch.assertQueue(q.name, { durable, autoDelete: q.autoDelete ?? false, arguments: args });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 406) throw err;
+      this.opts.logger?.warn(`queue ${q.name} exists with other arguments than ${JSON.stringify(args)}; using it as declared (${(err as Error).message})`);
+      ch = await model.createChannel();
+      ch.on('error', () => undefined);
+      await ch.checkQueue(q.name);
+    }
+    try {
+      if (q.exchange) {
+        await ch.assertExchange(q.exchange, q.exchangeType, { durable, autoDelete: false });
+        await ch.bindQueue(q.name, q.exchange, q.routingKey);
+      }
+    } finally {
+      await ch.close().catch(() => undefined);
     }
   }
 
   async declareQueue(q: QueueDeclaration): Promise<void> {
     this.declared.set(q.name, q);
-    await this.declareOn(await this.channel(), q);
+    await this.ready;
+    if (!this.model) throw new Error('amqp transport is not connected');
+    await this.declareOn(this.model, q);
   }
 
   setPrefetch(count: number): void {
