@@ -30,6 +30,11 @@ const common: Config = {
     task_default_queue: 'celery',
     // x-max-priority of the queues this worker declares on AMQP (null = no priority queue).
     task_queue_max_priority: null,
+    // Celery's task_queues: null = one queue per -Q name, declared as Celery declares a missing
+    // queue (a direct exchange and routing key of the same name).
+    task_queues: null,
+    // Type of queues declared for -Q names not in task_queues: classic or quorum (AMQP).
+    task_create_missing_queue_type: 'classic',
     task_acks_late: false,
     task_reject_on_worker_lost: false,
     task_track_started: false,

@@ -24,6 +24,8 @@ export const FORMAT = {
   positiveInt: 'celeriac-positive-int',
   nonNegativeInt: 'celeriac-non-negative-int',
   maxPriority: 'celeriac-max-priority',
+  queueDefinitions: 'celeriac-queue-definitions',
+  queueType: 'celeriac-queue-type',
   seconds: 'celeriac-seconds',
   positiveSeconds: 'celeriac-positive-seconds',
   timeLimit: 'celeriac-time-limit',
@@ -90,6 +92,21 @@ function urlWithScheme(schemes: readonly string[], allowFailoverList: boolean): 
 
 const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
   [FORMAT.positiveInt]: { expected: 'must be a positive integer', check: (v) => isInt(v) && v > 0, coerce: toNumber },
+  [FORMAT.queueDefinitions]: {
+    expected:
+      'must be null or a list of {name, exchange?, exchange_type? (direct|topic|fanout), routing_key?, queue_arguments?, durable?, auto_delete?}',
+    check: (v) =>
+      v === null ||
+      (Array.isArray(v) &&
+        v.every(
+          (q) =>
+            typeof q === 'object' &&
+            q !== null &&
+            isStr((q as { name?: unknown }).name) &&
+            [undefined, 'direct', 'topic', 'fanout'].includes((q as { exchange_type?: string }).exchange_type),
+        )),
+  },
+  [FORMAT.queueType]: oneOf(['classic', 'quorum']),
   [FORMAT.maxPriority]: {
     expected: 'must be null or an integer 1-255 (RabbitMQ x-max-priority)',
     check: (v) => v === null || (isInt(v) && v >= 1 && v <= 255),

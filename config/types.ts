@@ -28,6 +28,17 @@ export interface BrokerTransportOptions {
   unacked_restore_interval: number;
 }
 
+/** One entry of Celery's task_queues (kombu Queue + Exchange, flattened). */
+export interface QueueDefinition {
+  name: string;
+  exchange?: string;
+  exchange_type?: 'direct' | 'topic' | 'fanout';
+  routing_key?: string;
+  queue_arguments?: Record<string, unknown>;
+  durable?: boolean;
+  auto_delete?: boolean;
+}
+
 export interface CeleryConfig {
   broker_url: string;
   result_backend: string;
@@ -38,6 +49,8 @@ export interface CeleryConfig {
   task_default_queue: string;
   /** AMQP queues' x-max-priority, as Celery's task_queue_max_priority; null = none. */
   task_queue_max_priority: number | null;
+  task_queues: QueueDefinition[] | null;
+  task_create_missing_queue_type: 'classic' | 'quorum';
   task_acks_late: boolean;
   task_reject_on_worker_lost: boolean;
   task_track_started: boolean;

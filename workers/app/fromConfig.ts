@@ -43,6 +43,10 @@ export function workerOptionsFromConfig(config: Config): WorkerOptions {
     concurrency: config.celery.worker_concurrency || availableParallelism(),
     prefetchMultiplier: config.celery.worker_prefetch_multiplier,
     accept,
-    queueArguments: config.celery.task_queue_max_priority ? { 'x-max-priority': config.celery.task_queue_max_priority } : {},
+    queuePolicy: {
+      definitions: config.celery.task_queues,
+      maxPriority: config.celery.task_queue_max_priority,
+      missingQueueType: config.celery.task_create_missing_queue_type,
+    },
   };
 }

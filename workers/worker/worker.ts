@@ -17,6 +17,9 @@ import { Ignore, NotRegistered, Reject, Retry, TaskRevokedError } from '../app/e
 import { runWithLimits } from './execute';
 import { createContext } from './context';
 import { exponentialBackoff } from './backoff';
+import { declarationFor, type QueuePolicy } from './queues';
+
+const DEFAULT_QUEUE_POLICY: QueuePolicy = { definitions: null, maxPriority: null, missingQueueType: 'classic' };
 
 export interface WorkerOptions {
   /** Already expanded node name (name@host). */
@@ -25,8 +28,8 @@ export interface WorkerOptions {
   concurrency: number;
   prefetchMultiplier: number;
   accept: SerializerName[];
-  /** Arguments of the queues this worker declares (x-max-priority on AMQP). */
-  queueArguments?: Record<string, unknown>;
+  /** How consumed queues are declared (task_queues, max priority, quorum). */
+  queuePolicy?: QueuePolicy;
 }
 
 interface Job {
@@ -84,7 +87,7 @@ export class Worker extends EventEmitter {
     this.transport = await this.app.transport();
     this.backend = await this.app.backend();
     for (const q of this.options.queues) {
-      await this.transport.declareQueue({ name: q, exchange: q, exchangeType: 'direct', routingKey: q, durable: true, arguments: this.options.queueArguments });
+      await this.transport.declareQueue(declarationFor(q, this.options.queuePolicy ?? DEFAULT_QUEUE_POLICY));
     }
     this.phase = 'running';
     this.transport.setPrefetch(this.basePrefetch);

@@ -20,8 +20,6 @@ export interface AmqpLogger {
 export interface AmqpTransportOptions {
   url: string;
   heartbeat?: number;
-  /** Quorum queues have no global QoS: prefetch is then set per consumer. */
-  quorum?: boolean;
   logger?: AmqpLogger;
 }
 
@@ -46,6 +44,8 @@ export class AmqpTransport implements Transport {
   private qosScheduled = false;
   private closing = false;
   private ready: Promise<void> | null = null;
+  /** Quorum queues reject global QoS: once one is declared, prefetch is set per consumer. */
+  private perConsumerQos = false;
 
   constructor(private readonly opts: AmqpTransportOptions) {}
 
@@ -109,7 +109,6 @@ export class AmqpTransport implements Transport {
    */
   private async declareOn(model: ChannelModel, q: QueueDeclaration): Promise<void> {
     const args: Record<string, unknown> = { ...q.arguments };
-    if (this.opts.quorum) args['x-queue-type'] = 'quorum';
     const durable = q.durable ?? true;
     let ch = await model.createChannel();
     ch.on('error', () => undefined);
@@ -134,6 +133,7 @@ export class AmqpTransport implements Transport {
 
   async declareQueue(q: QueueDeclaration): Promise<void> {
     this.declared.set(q.name, q);
+    if (q.arguments?.['x-queue-type'] === 'quorum') this.perConsumerQos = true;
     await this.ready;
     if (!this.model) throw new Error('amqp transport is not connected');
     await this.declareOn(this.model, q);
@@ -155,7 +155,7 @@ export class AmqpTransport implements Transport {
     if (!ch) return;
     // RabbitMQ's global=true is per channel (all our consumers share it), as Celery sets it;
     // quorum queues reject global QoS, so there it is per consumer.
-    await ch.prefetch(this.prefetch, !this.opts.quorum);
+    await ch.prefetch(this.prefetch, !this.perConsumerQos);
   }
 
   async consume(queues: string[], onDelivery: DeliveryHandler): Promise<void> {

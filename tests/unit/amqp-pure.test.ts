@@ -1,0 +1,40 @@
+import { amqpTargetFromUrl } from '../../workers/transports/amqp/url';
+import { declarationFor } from '../../workers/worker/queues';
+
+describe('amqp urls as kombu reads them', () => {
+  it.each([
+    ['amqp://guest:guest@localhost:5672//', '/'],
+    ['amqp://guest:guest@localhost:5672/', '/'],
+    ['amqp://guest:guest@localhost', '/'],
+    ['amqp://u:p@h/prod', 'prod'],
+    ['amqp://u:p@h/%2Fweird', '/weird'],
+  ])('%s -> vhost %s', (url, vhost) => {
+    expect(amqpTargetFromUrl(url).connect.vhost).toBe(vhost);
+  });
+  it('reads credentials, port and TLS', () => {
+    const t = amqpTargetFromUrl('amqps://user:p%40ss@rabbit:5999/v?ssl_cert_reqs=CERT_NONE');
+    expect(t.connect).toMatchObject({ protocol: 'amqps', hostname: 'rabbit', port: 5999, username: 'user', password: 'p@ss', vhost: 'v' });
+    expect(t.socket.rejectUnauthorized).toBe(false);
+    expect(amqpTargetFromUrl('amqps://h/').socket.rejectUnauthorized).toBe(true);
+    expect(amqpTargetFromUrl('pyamqp://h').connect).toMatchObject({ protocol: 'amqp', port: 5672, username: 'guest' });
+  });
+});
+
+describe('queue declarations as Celery makes them', () => {
+  const none = { definitions: null, maxPriority: null, missingQueueType: 'classic' as const };
+  it('declares a missing queue with a direct exchange and routing key of its name', () => {
+    expect(declarationFor('celery', none)).toEqual({
+      name: 'celery', exchange: 'celery', exchangeType: 'direct', routingKey: 'celery', durable: true, autoDelete: false, arguments: {},
+    });
+  });
+  it('adds task_queue_max_priority unless the queue sets its own', () => {
+    expect(declarationFor('q', { ...none, maxPriority: 10 }).arguments).toEqual({ 'x-max-priority': 10 });
+    const defs = [{ name: 'q', queue_arguments: { 'x-max-priority': 3 } }];
+    expect(declarationFor('q', { ...none, definitions: defs, maxPriority: 10 }).arguments).toEqual({ 'x-max-priority': 3 });
+  });
+  it('uses task_queues entries (topic exchange, routing key, flags) and quorum for missing queues', () => {
+    const defs = [{ name: 'reports', exchange: 'jobs', exchange_type: 'topic' as const, routing_key: 'reports.#', auto_delete: true }];
+    expect(declarationFor('reports', { ...none, definitions: defs })).toMatchObject({ exchange: 'jobs', exchangeType: 'topic', routingKey: 'reports.#', autoDelete: true });
+    expect(declarationFor('other', { ...none, missingQueueType: 'quorum', maxPriority: 5 }).arguments).toEqual({ 'x-queue-type': 'quorum' });
+  });
+});
