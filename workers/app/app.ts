@@ -108,7 +108,10 @@ export class Celeriac {
   transport(): Promise<Transport> {
     this.transportPromise ??= (async () => {
       const t = createTransport(this.options.brokerUrl, this.options.brokerTransportOptions, this.log);
-      await t.connect();
+      await t.connect().catch(async (err: unknown) => {
+        await t.close().catch(() => undefined); // stop its reconnect attempts: the caller decides
+        throw err;
+      });
       return t;
     })();
     return this.transportPromise;
@@ -125,7 +128,10 @@ export class Celeriac {
         transportOptions: this.options.resultBackendTransportOptions,
         logger: this.log,
       });
-      await b.connect();
+      await b.connect().catch(async (err: unknown) => {
+        await b.close().catch(() => undefined);
+        throw err;
+      });
       return b;
     })();
     return this.backendPromise;
@@ -174,9 +180,14 @@ export class Celeriac {
   }
 
   async close(): Promise<void> {
-    const [t, b] = await Promise.all([this.transportPromise, this.backendPromise]);
+    const pending = [this.transportPromise, this.backendPromise];
     this.transportPromise = null;
     this.backendPromise = null;
-    await Promise.all([t?.close(), b?.close()]);
+    // A connection that never came up has nothing to close; the next use connects afresh.
+    const [t, b] = await Promise.allSettled(pending);
+    await Promise.all([
+      t?.status === 'fulfilled' ? t.value?.close() : undefined,
+      b?.status === 'fulfilled' ? b.value?.close() : undefined,
+    ]);
   }
 }

@@ -56,6 +56,24 @@ function writePidfile(path: string): () => void {
   };
 }
 
+/** Errors worth waiting out at start (the broker is not up yet), as opposed to bad credentials. */
+const TRANSIENT = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Connection is closed|socket closed/i;
+
+/** Celery's broker_connection_retry_on_startup: keep trying while the broker is unreachable. */
+async function startWithRetry(worker: Worker, retry: boolean, log: { warn(msg: string): void }): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await worker.start();
+      return;
+    } catch (err) {
+      if (!retry || !TRANSIENT.test((err as Error).message)) throw err;
+      if (attempt === 0) log.warn(`cannot reach the broker (${(err as Error).message}); retrying until it answers`);
+      await worker.app.close().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))));
+    }
+  }
+}
+
 async function runWorker(flags: WorkerFlags): Promise<void> {
   const config = loadOrExit({
     ...commonOverrides(flags),
@@ -91,31 +109,30 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     signals++;
     if (signals === 1) {
       log.warn(`worker: Warm shutdown (${sig})`);
-      void stop('warm');
+      void stop();
     } else {
       log.warn(`worker: Cold shutdown (${sig})`);
       void worker.shutdown('cold');
     }
   };
   let stopping: Promise<void> | null = null;
-  const stop = (mode: 'warm' | 'cold'): Promise<void> =>
+  const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      await worker.shutdown(mode);
+      await worker.shutdown('warm');
       await worker.close();
       removePidfile();
-      process.exit(0);
+      // Celery exits with EX_FAILURE after a cold shutdown, EX_OK after a warm one.
+      process.exit(signals > 1 ? 1 : 0);
     })());
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('unhandledRejection', (reason) => log.error(`unhandled rejection (worker goes on): ${String((reason as Error)?.stack ?? reason)}`));
 
-  try {
-    await worker.start();
-  } catch (err) {
-    log.error(`worker could not start: ${(err as Error).message}`);
+  await startWithRetry(worker, config.celery.broker_connection_retry_on_startup, log).catch((err: Error) => {
+    log.error(`worker could not start: ${err.message}`);
     removePidfile();
     process.exit(1);
-  }
+  });
 }
 
 export function addWorkerCommand(program: Command): void {

@@ -2,7 +2,14 @@
  * Redis clients from Celery-style URLs (redis://[:password@]host[:port][/db], rediss:// for TLS,
  * unix sockets as redis+socket:///path or unix:///path), with reconnect and one log line per
  * state change instead of one per retry.
+ *
+ * rediss:// takes Celery's query parameters: ssl_cert_reqs (none | optional | required, or
+ * CERT_NONE | CERT_OPTIONAL | CERT_REQUIRED; default required), ssl_ca_certs, ssl_certfile and
+ * ssl_keyfile (PEM file paths, read when the options are built). Only `none` turns certificate
+ * verification off; `optional` verifies like `required` (a server always presents a certificate).
  */
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import Redis, { type RedisOptions } from 'ioredis';
 import { maskUrl } from '../log/mask';
 
@@ -19,7 +26,8 @@ export interface RedisConnectOptions {
 }
 
 export function redisOptionsFromUrl(url: string): RedisOptions {
-  const u = new URL(url.replace(/^redis\+socket:/, 'unix:'));
+  // WHATWG URL wants a host after credentials: unix://:pw@/path parses as unix://:pw@localhost/path.
+  const u = new URL(url.replace(/^(?:redis\+socket|unix):\/\/([^/]*@)?\//, 'unix://$1localhost/'));
   const opts: RedisOptions = {};
   if (u.protocol === 'unix:') {
     opts.path = decodeURIComponent(u.pathname);
@@ -35,12 +43,33 @@ export function redisOptionsFromUrl(url: string): RedisOptions {
     }
   }
   if (u.username) opts.username = decodeURIComponent(u.username);
-  if (u.password) opts.password = decodeURIComponent(u.password);
-  if (u.protocol === 'rediss:') {
-    const reqs = u.searchParams.get('ssl_cert_reqs');
-    opts.tls = reqs && /none/i.test(reqs) ? { rejectUnauthorized: false } : {};
-  }
+  const password = u.password ? decodeURIComponent(u.password) : u.searchParams.get('password'); // redis-py's ?password=
+  if (password) opts.password = password;
+  if (u.protocol === 'rediss:') opts.tls = tlsFromQuery(u.searchParams, url);
   return opts;
+}
+
+const CERT_REQS: Record<string, boolean> = { none: false, cert_none: false, optional: true, cert_optional: true, required: true, cert_required: true };
+const TLS_FILES = { ca: 'ssl_ca_certs', cert: 'ssl_certfile', key: 'ssl_keyfile' } as const;
+
+/** Node tls options from Celery's rediss:// query parameters (see the header). */
+function tlsFromQuery(query: URLSearchParams, url: string): ConnectionOptions {
+  const reqs = query.get('ssl_cert_reqs');
+  const verify = reqs === null ? true : CERT_REQS[reqs.toLowerCase()];
+  if (verify === undefined) {
+    throw new Error(`redis url ${maskUrl(url)}: ssl_cert_reqs must be none, optional or required (or CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED), got ${JSON.stringify(reqs)}`);
+  }
+  const tls: ConnectionOptions = verify ? {} : { rejectUnauthorized: false };
+  for (const [option, param] of Object.entries(TLS_FILES)) {
+    const file = query.get(param);
+    if (!file) continue;
+    try {
+      tls[option as keyof typeof TLS_FILES] = readFileSync(file);
+    } catch (err) {
+      throw new Error(`redis url ${maskUrl(url)}: cannot read ${param} ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return tls;
 }
 
 /** A client that retries forever with capped backoff; commands queue while it is down. */
@@ -55,14 +84,36 @@ export function connectRedis(url: string, connect: RedisConnectOptions = {}): Re
   });
   const log = connect.logger;
   const label = `${connect.name ?? 'redis'} ${maskUrl(url)}`;
-  let down = false;
+  // Until the first 'ready' the caller of connect() reports failures; after it, we log each
+  // loss once and each recovery once.
+  let down = true;
+  let everReady = false;
+  let lastError: Error | null = null;
   client.on('error', (err: Error) => {
-    if (!down) log?.warn(`${label}: connection lost (${err.message}); reconnecting`);
+    lastError = err;
+  });
+  client.on('close', () => {
+    if (!down && everReady) log?.warn(`${label}: connection lost${lastError ? ` (${lastError.message})` : ''}; reconnecting`);
     down = true;
   });
   client.on('ready', () => {
-    if (down) log?.info(`${label}: reconnected`);
+    if (down && everReady) log?.info(`${label}: reconnected`);
+    everReady = true;
     down = false;
+    lastError = null;
   });
+  // ioredis rejects connect() with a bare "Connection is closed." when the first attempt fails:
+  // name the cause instead (WRONGPASS, ECONNREFUSED, a certificate error).
+  const connectOnce = client.connect.bind(client);
+  client.connect = (): Promise<void> =>
+    connectOnce().catch((err: Error) => {
+      throw lastError && err.message === 'Connection is closed.' ? new Error(`${label}: ${lastError.message}`, { cause: lastError }) : err;
+    });
   return client;
+}
+
+/** QUIT when connected (replies flushed first); otherwise drop it, which also stops reconnecting. */
+export async function closeRedis(client: Redis): Promise<void> {
+  if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
+  else client.disconnect();
 }

@@ -383,8 +383,10 @@ export class Worker extends EventEmitter {
     for (const t of this.etaTimers.values()) clearTimeout(t);
     this.etaTimers.clear();
     this.ready.length = 0;
-    await this.transport.stopConsuming();
-    if (this.active.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    // Wait for running tasks to finish — or for a cold shutdown, which resolves this at once, even
+    // while stopConsuming() is still waiting for a blocked poll to return.
+    const drained = this.active.size > 0 ? new Promise<void>((resolve) => (this.drained = resolve)) : Promise.resolve();
+    await Promise.race([this.transport.stopConsuming().then(() => drained), drained]);
   }
 
   /** Close connections after shutdown; unacked messages (reserved, acks_late running) are restored. */

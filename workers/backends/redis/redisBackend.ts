@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import type Redis from 'ioredis';
-import { connectRedis, type RedisLogger } from '../../redis/connect';
+import { closeRedis, connectRedis, type RedisLogger } from '../../redis/connect';
 import { LuaScript } from '../../redis/script';
 import { READY_STATES, type ResultBackend, type ResultMeta } from '../backend';
 import { TimeoutError } from '../errors';
@@ -122,12 +122,13 @@ export class RedisBackend implements ResultBackend {
 
   async close(): Promise<void> {
     this.subscriber?.disconnect();
-    await this.client.quit().catch(() => undefined);
+    await closeRedis(this.client);
   }
 
   private async ensureSubscriber(): Promise<Redis> {
     if (this.subscriber) return this.subscriber;
     const sub = this.client.duplicate();
+    sub.on('error', () => undefined); // the main client logs the outage once
     this.subscriber = sub;
     sub.on('message', (channel: string, raw: string) => {
       const listeners = this.waiters.get(channel);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type Redis from 'ioredis';
 import type { BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
 import { decodeEnvelope, encodeEnvelope, envelopePriority, envelopeToMessage, type VirtualEnvelope } from '../virtualEnvelope';
-import { connectRedis, type RedisLogger } from '../../redis/connect';
+import { closeRedis, connectRedis, type RedisLogger } from '../../redis/connect';
 import { LuaScript } from '../../redis/script';
 import { DEFAULT_KEY_OPTIONS, RedisKeys, type RedisKeyOptions } from './keys';
 import { lookupQueues } from './routing';
@@ -86,6 +86,7 @@ export class RedisTransport implements Transport {
     if (this.consuming) throw new Error('already consuming');
     this.consuming = true;
     this.blocking = this.client.duplicate();
+    this.blocking.on('error', () => undefined); // the main client logs the outage once
     await this.blocking.connect();
     await this.restoreVisible();
     const sweepMs = Math.max(1, this.opts.restoreInterval ?? Math.min(10, this.visibilityTimeout)) * 1000;
@@ -155,7 +156,7 @@ export class RedisTransport implements Transport {
     this.held.clear();
     for (const h of held) await this.restore(h.envelope, [h.key], 'RPUSH').catch((e: Error) => this.warn(`restore at close failed: ${e.message}`));
     this.blocking?.disconnect();
-    await this.client.quit().catch(() => undefined);
+    await closeRedis(this.client);
   }
 
   // ---- internals ----
