@@ -1,3 +1,4 @@
+import { Celeriac } from '../../workers/app/app';
 import { amqpTargetFromUrl } from '../../workers/transports/amqp/url';
 import { declarationFor } from '../../workers/worker/queues';
 
@@ -36,5 +37,15 @@ describe('queue declarations as Celery makes them', () => {
     const defs = [{ name: 'reports', exchange: 'jobs', exchange_type: 'topic' as const, routing_key: 'reports.#', auto_delete: true }];
     expect(declarationFor('reports', { ...none, definitions: defs })).toMatchObject({ exchange: 'jobs', exchangeType: 'topic', routingKey: 'reports.#', autoDelete: true });
     expect(declarationFor('other', { ...none, missingQueueType: 'quorum', maxPriority: 5 }).arguments).toEqual({ 'x-queue-type': 'quorum' });
+  });
+});
+
+describe('task_routes', () => {
+  const app = new Celeriac({ taskRoutes: { 'reports.*': { queue: 'reports' }, 'mail.send': { queue: 'mail', priority: 7 } }, defaultQueue: 'celery' });
+  it('routes by exact name and glob, explicit queue first, default last', () => {
+    expect(app.routeFor('mail.send')).toEqual({ queue: 'mail', priority: 7 });
+    expect(app.routeFor('reports.yearly')).toEqual({ queue: 'reports', priority: undefined });
+    expect(app.routeFor('reports.yearly', 'urgent')).toEqual({ queue: 'urgent' });
+    expect(app.routeFor('other.task')).toEqual({ queue: 'celery' });
   });
 });
