@@ -5,6 +5,11 @@
  *                                      (dbs 0..63 exist; give each test file its own numbers and
  *                                      flushDb() them in beforeEach/beforeAll: files run serially)
  *   testRedisPort(): number
+ *   testAmqpPort(): number             AMQP port of the run's one RabbitMQ node (127.0.0.1 only)
+ *   testAmqpUrl(vhost = '/'): string   amqp://guest:guest@127.0.0.1:<port>/<vhost, URL-encoded>,
+ *                                      the form both kombu and amqplib read ("/" gives `...//`);
+ *                                      create the vhost first: see rabbit.ts freshVhost()
+ *   testRabbit(): RabbitConfig         node name, base dir and ports, for rabbit.ts
  *   pythonBin(): string                absolute path of the interop venv python
  *   celeryBin(): string                the venv's `celery` command
  *   testTmpDir(name: string): string   a fresh, empty dir under the run's temp dir (removed at teardown)
@@ -14,6 +19,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { RabbitConfig } from '../setup/rabbitServer';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 export const INTEROP_DIR = path.join(PROJECT_ROOT, 'tests', 'interop');
@@ -36,6 +42,26 @@ export function testRedisPort(): number {
 export function testRedisUrl(db: number): string {
   if (!Number.isInteger(db) || db < 0 || db > 63) throw new Error(`redis db must be 0..63, got ${db}`);
   return `redis://127.0.0.1:${testRedisPort()}/${db}`;
+}
+
+export function testAmqpPort(): number {
+  return Number(required('CELERIAC_TEST_AMQP_PORT'));
+}
+
+export function testAmqpUrl(vhost = '/'): string {
+  if (!vhost) throw new Error('vhost must not be empty');
+  const encoded = vhost === '/' ? '/' : encodeURIComponent(vhost);
+  return `amqp://guest:guest@127.0.0.1:${testAmqpPort()}/${encoded}`;
+}
+
+export function testRabbit(): RabbitConfig {
+  return {
+    base: required('CELERIAC_TEST_RABBIT_DIR'),
+    node: required('CELERIAC_TEST_RABBIT_NODE'),
+    port: testAmqpPort(),
+    distPort: Number(required('CELERIAC_TEST_RABBIT_DIST_PORT')),
+    epmdPort: Number(required('CELERIAC_TEST_RABBIT_EPMD_PORT')),
+  };
 }
 
 export function pythonBin(): string {

@@ -1,68 +1,128 @@
 /**
- * Integration-project global setup: ONE redis-server for the whole run (every test file picks
- * its own db numbers, files run one at a time) plus a check that the interop venv works.
+ * Integration-project global setup: ONE redis-server and ONE RabbitMQ node for the whole run
+ * (every test file picks its own redis db numbers / its own vhost, files run one at a time),
+ * started in parallel so the run waits once, plus a check that the interop venv works. Any
+ * failure throws (with the server's log tail) after cleaning up whatever did start: the suite
+ * fails, it never skips.
  *
  * Exports to the tests through process.env (jest workers and in-band test contexts are created
  * after this runs, so they inherit it):
  *   CELERIAC_TEST_REDIS_PORT  port of the redis-server
  *   CELERIAC_TEST_REDIS_URL   redis://127.0.0.1:<port>
+ *   CELERIAC_TEST_AMQP_PORT   AMQP port of the RabbitMQ node (127.0.0.1 only)
+ *   CELERIAC_TEST_AMQP_URL    amqp://guest:guest@127.0.0.1:<port>//  (the default vhost "/")
+ *   CELERIAC_TEST_RABBIT_NODE         Erlang node name, celeriac-<jest pid>@localhost
+ *   CELERIAC_TEST_RABBIT_DIR          the node's base dir (mnesia/, log/, home/ with the cookie)
+ *   CELERIAC_TEST_RABBIT_HOME         HOME for rabbitmqctl (the Erlang cookie lives there)
+ *   CELERIAC_TEST_RABBIT_DIST_PORT    the node's Erlang distribution port
+ *   CELERIAC_TEST_RABBIT_EPMD_PORT    the run's own epmd (rabbitmqctl needs ERL_EPMD_PORT)
+ *   CELERIAC_TEST_RABBITMQCTL         absolute path of rabbitmqctl
  *   CELERIAC_TEST_PYTHON      absolute path of the venv python (.venv-interop/bin/python)
  *   CELERIAC_TEST_TMP         a temp dir tests may use; removed by globalTeardown
  *   CELERIAC_TEST_RUN         this jest pid; marks every process the run starts (see runState.ts)
  *   CELERIAC_TEST_PIDS_FILE   where helpers/processes.ts records what it starts, for teardown
- * Tests should read these through tests/helpers/env.ts, not directly.
+ * Tests should read these through tests/helpers/env.ts and tests/helpers/rabbit.ts, not directly.
+ * CELERIAC_TEST_VERBOSE_SETUP=1 prints how long each server took.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startRedis } from './redisServer';
-import { PIDS_FILE_VAR, RUN_MARKER, RunState, pidsFile, sweepStaleRuns, writeState } from './runState';
+import { RABBITMQCTL, StartedRabbit, startRabbit } from './rabbitServer';
+import { StartedRedis, startRedis } from './redisServer';
+import { PIDS_FILE_VAR, RUN_MARKER, RunState, cleanupRun, pidsFile, sweepStaleRuns, writeState } from './runState';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
 /** Fails unless the venv python exists and imports celery: the suite must never run without it. */
-function checkPython(): string {
+function checkPython(): Promise<string> {
   const python = path.join(ROOT, '.venv-interop', 'bin', 'python');
   const hint = 'Run `npm test` (scripts/test.sh), which creates/refreshes .venv-interop from tests/interop/requirements.txt.';
-  if (!fs.existsSync(python)) throw new Error(`Interop venv python not found at ${python}. ${hint}`);
-  const res = spawnSync(python, ['-c', 'import celery, sys; sys.stdout.write(celery.__version__)'], {
-    encoding: 'utf8',
-    timeout: 30_000,
+  if (!fs.existsSync(python)) return Promise.reject(new Error(`Interop venv python not found at ${python}. ${hint}`));
+  // Asynchronous: the servers start meanwhile.
+  return new Promise((resolve, reject) => {
+    execFile(
+      python,
+      ['-c', 'import celery, sys; sys.stdout.write(celery.__version__)'],
+      { encoding: 'utf8', timeout: 30_000 },
+      (err, _stdout, stderr) => {
+        if (err) reject(new Error(`${python} cannot import celery (${err.code ?? err.message}): ${stderr}\n${hint}`));
+        else resolve(python);
+      },
+    );
   });
-  if (res.status !== 0) {
-    throw new Error(`${python} cannot import celery (status ${res.status}): ${res.stderr || res.error}\n${hint}`);
-  }
-  return python;
+}
+
+function failure(result: PromiseSettledResult<unknown>): Error | undefined {
+  if (result.status === 'fulfilled') return undefined;
+  return result.reason instanceof Error ? result.reason : new Error(String(result.reason));
 }
 
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
   sweepStaleRuns();
-  const python = checkPython();
 
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'celeriac-test-'));
   const testTmp = path.join(tmpDir, 'tests');
   fs.mkdirSync(testTmp);
   process.env[RUN_MARKER] = String(process.pid);
-  let redis;
-  try {
-    redis = await startRedis(tmpDir, process.env);
-  } catch (err) {
-    fs.rmSync(tmpDir, { recursive: true, force: true });
-    throw err;
-  }
-  const state: RunState = { ownerPid: process.pid, redisPid: redis.pid, redisPort: redis.port, tmpDir };
+  // Written before anything starts: a run killed during startup is still swept by the next one.
+  const state: RunState = { ownerPid: process.pid, redisPid: 0, redisPort: 0, tmpDir };
   writeState(state);
+
+  let redisMs = 0;
+  const [pythonResult, redisResult, rabbitResult] = await Promise.allSettled([
+    checkPython(),
+    startRedis(tmpDir, process.env).then((redis): StartedRedis => {
+      redisMs = Date.now() - started;
+      state.redisPid = redis.pid;
+      state.redisPort = redis.port;
+      writeState(state);
+      return redis;
+    }),
+    startRabbit({
+      dir: tmpDir,
+      env: process.env,
+      ownerPid: process.pid,
+      onSpawned: (info) => {
+        state.rabbit = info;
+        writeState(state);
+      },
+    }).then((rabbit): StartedRabbit => {
+      state.rabbit = { ...rabbit };
+      writeState(state);
+      return rabbit;
+    }),
+  ]);
+  if (pythonResult.status === 'rejected' || redisResult.status === 'rejected' || rabbitResult.status === 'rejected') {
+    const errors = [pythonResult, redisResult, rabbitResult].map(failure).filter((e): e is Error => !!e);
+    // Kills whatever did start (redis, a half-started node, epmd) and removes the temp dir.
+    cleanupRun(state);
+    throw new Error(`Integration globalSetup failed:\n${errors.map((e) => e.message).join('\n\n')}`);
+  }
+  const python = pythonResult.value;
+  const redis = redisResult.value;
+  const rabbit = rabbitResult.value;
   // Same process as globalTeardown: the global is the fast path, the state file the fallback.
   (globalThis as { __celeriacTestRun?: RunState }).__celeriacTestRun = state;
 
   process.env.CELERIAC_TEST_REDIS_PORT = String(redis.port);
   process.env.CELERIAC_TEST_REDIS_URL = `redis://127.0.0.1:${redis.port}`;
+  process.env.CELERIAC_TEST_AMQP_PORT = String(rabbit.port);
+  process.env.CELERIAC_TEST_AMQP_URL = `amqp://guest:guest@127.0.0.1:${rabbit.port}//`;
+  process.env.CELERIAC_TEST_RABBIT_NODE = rabbit.node;
+  process.env.CELERIAC_TEST_RABBIT_DIR = rabbit.base;
+  process.env.CELERIAC_TEST_RABBIT_HOME = path.join(rabbit.base, 'home');
+  process.env.CELERIAC_TEST_RABBIT_DIST_PORT = String(rabbit.distPort);
+  process.env.CELERIAC_TEST_RABBIT_EPMD_PORT = String(rabbit.epmdPort);
+  process.env.CELERIAC_TEST_RABBITMQCTL = RABBITMQCTL;
   process.env.CELERIAC_TEST_PYTHON = python;
   process.env.CELERIAC_TEST_TMP = testTmp;
   process.env[PIDS_FILE_VAR] = pidsFile(state);
   if (process.env.CELERIAC_TEST_VERBOSE_SETUP) {
-    process.stderr.write(`\n[globalSetup] redis on ${redis.port}, ready in ${Date.now() - started} ms\n`);
+    process.stderr.write(
+      `\n[globalSetup] redis on ${redis.port} ready after ${redisMs} ms; rabbitmq ${rabbit.node} on ` +
+        `${rabbit.port} ready after ${rabbit.startupMs} ms; setup took ${Date.now() - started} ms\n`,
+    );
   }
 }
