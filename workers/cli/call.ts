@@ -36,7 +36,7 @@ function parseJsonFlag(raw: string | undefined, flag: string): unknown {
 
 async function runCall(name: string, positional: string[], flags: CallFlags): Promise<void> {
   const config = loadOrExit(commonOverrides(flags));
-  const app = appFromConfig(config, loggerFor(config));
+  const app = appFromConfig(config, loggerFor(config, 'call', 'stderr'));
   const args = (parseJsonFlag(flags.args, '--args') as unknown[] | undefined) ?? positional.map(parseArg);
   const kwargs = (parseJsonFlag(flags.kwargs, '--kwargs') as Record<string, unknown> | undefined) ?? {};
   const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));

@@ -1,6 +1,7 @@
 /** Shared CLI plumbing: flags -> config overrides, config -> logger. */
 import type { Config, DeepPartial } from '../../config';
 import { loadConfig, ConfigError } from '../../config';
+import pino from 'pino';
 import { createLogger, type Logger } from '../log/logger';
 
 export interface CommonFlags {
@@ -26,6 +27,8 @@ export function commonOverrides(flags: CommonFlags): DeepPartial<Config> {
   };
 }
 
-export function loggerFor(config: Config, name = 'MainProcess'): Logger {
-  return createLogger({ level: config.log.level, pretty: config.log.pretty, name });
+/** stderr for one-shot commands (`call`), whose stdout carries the answer. */
+export function loggerFor(config: Config, name = 'MainProcess', stream: 'stdout' | 'stderr' = 'stdout'): Logger {
+  const destination = stream === 'stderr' ? pino.destination(2) : undefined;
+  return createLogger({ level: config.log.level, pretty: config.log.pretty, name, destination });
 }

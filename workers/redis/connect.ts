@@ -72,6 +72,9 @@ function tlsFromQuery(query: URLSearchParams, url: string): ConnectionOptions {
   return tls;
 }
 
+/** Clients being closed on purpose: their 'close' event is not a lost connection. */
+const closing = new WeakSet<Redis>();
+
 /** A client that retries forever with capped backoff; commands queue while it is down. */
 export function connectRedis(url: string, connect: RedisConnectOptions = {}): Redis {
   const client = new Redis({
@@ -93,6 +96,7 @@ export function connectRedis(url: string, connect: RedisConnectOptions = {}): Re
     lastError = err;
   });
   client.on('close', () => {
+    if (closing.has(client)) return; // our own quit/disconnect, not an outage
     if (!down && everReady) log?.warn(`${label}: connection lost${lastError ? ` (${lastError.message})` : ''}; reconnecting`);
     down = true;
   });
@@ -114,6 +118,7 @@ export function connectRedis(url: string, connect: RedisConnectOptions = {}): Re
 
 /** QUIT when connected (replies flushed first); otherwise drop it, which also stops reconnecting. */
 export async function closeRedis(client: Redis): Promise<void> {
+  closing.add(client);
   if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
   else client.disconnect();
 }
