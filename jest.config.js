@@ -1,4 +1,4 @@
-// Two projects: `unit` (pure logic, no servers) and `integration` (real redis-server and
+// Two projects: `unit` (pure logic, no servers) and `integration` (real redis-server, RabbitMQ and
 // real Python Celery, started once per run by tests/setup/globalSetup.ts).
 const base = {
   preset: 'ts-jest',
