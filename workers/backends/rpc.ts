@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { READY_STATES, type ResultBackend, type ResultMeta, type StoreContext } from './backend';
-import { TimeoutError } from './errors';
+import { ResultWaiters } from './waiters';
 import { parseJson, stringifyJson } from '../protocol/serializers';
 import { amqpTargetFromUrl } from '../transports/amqp/url';
 
@@ -26,7 +26,7 @@ export class RpcBackend implements ResultBackend {
   private replyChannel: Channel | null = null;
   private replyQueueName: string | null = null;
   private readonly latest = new Map<string, ResultMeta>();
-  private readonly waiters = new Map<string, Set<(m: ResultMeta) => void>>();
+  private readonly waiters = new ResultWaiters();
 
   constructor(private readonly opts: RpcBackendOptions) {}
 
@@ -58,7 +58,7 @@ export class RpcBackend implements ResultBackend {
       const id = msg.properties.correlationId ?? meta.task_id;
       if (!id) return;
       this.latest.set(id, meta);
-      for (const w of [...(this.waiters.get(id) ?? [])]) w(meta);
+      this.waiters.deliver(id, meta);
     });
     this.replyChannel = ch;
     this.replyQueueName = name;
@@ -96,28 +96,7 @@ export class RpcBackend implements ResultBackend {
     await this.replyQueue();
     const seen = this.latest.get(taskId);
     if (seen && READY_STATES.has(seen.status)) return seen;
-    return new Promise<ResultMeta>((resolve, reject) => {
-      const set = this.waiters.get(taskId) ?? new Set();
-      let timer: NodeJS.Timeout | undefined;
-      const done = (m: ResultMeta): void => {
-        if (!READY_STATES.has(m.status)) return;
-        cleanup();
-        resolve(m);
-      };
-      const cleanup = (): void => {
-        if (timer) clearTimeout(timer);
-        set.delete(done);
-        if (!set.size) this.waiters.delete(taskId);
-      };
-      set.add(done);
-      this.waiters.set(taskId, set);
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          cleanup();
-          reject(new TimeoutError(`result of task ${taskId} not ready after ${timeoutMs} ms`));
-        }, timeoutMs);
-      }
-    });
+    return this.waiters.wait(taskId, timeoutMs);
   }
 
   async forget(taskId: string): Promise<void> {

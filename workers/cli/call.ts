@@ -77,7 +77,7 @@ export function addCallCommand(program: Command): void {
       try {
         await runCall(task, args, flags);
       } catch (err) {
-        process.stderr.write(`call failed: ${(err as Error).message}\n`);
+        process.stderr.write(`call failed: ${(err as Error).name}: ${(err as Error).message}\n`);
         process.exit(1);
       }
     });

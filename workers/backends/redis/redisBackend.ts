@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import type Redis from 'ioredis';
 import { closeRedis, connectRedis, type RedisLogger } from '../../redis/connect';
 import { LuaScript } from '../../redis/script';
-import { READY_STATES, type ResultBackend, type ResultMeta } from '../backend';
-import { TimeoutError } from '../errors';
+import type { ResultBackend, ResultMeta } from '../backend';
+import { ResultWaiters } from '../waiters';
 import { parseJson, stringifyJson } from '../../protocol/serializers';
 
 const STORE = LuaScript.fromFile('storeResult', join(__dirname, 'storeResult.lua'));
@@ -34,7 +34,7 @@ export class RedisBackend implements ResultBackend {
   readonly kind = 'redis';
   private readonly client: Redis;
   private subscriber: Redis | null = null;
-  private readonly waiters = new Map<string, Set<(meta: ResultMeta) => void>>();
+  private readonly waiters = new ResultWaiters((taskId) => void this.subscriber?.unsubscribe(this.key(taskId)).catch(() => undefined));
   private readonly prefix: string;
   private readonly pending: PendingStore[] = [];
 
@@ -83,40 +83,11 @@ export class RedisBackend implements ResultBackend {
 
   async waitFor(taskId: string, timeoutMs = 0): Promise<ResultMeta> {
     const sub = await this.ensureSubscriber();
-    const channel = this.key(taskId);
-    return new Promise<ResultMeta>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const listeners = this.waiters.get(channel) ?? new Set();
-      const done = (meta: ResultMeta): void => {
-        if (!READY_STATES.has(meta.status)) return;
-        cleanup();
-        resolve(meta);
-      };
-      const cleanup = (): void => {
-        if (timer) clearTimeout(timer);
-        listeners.delete(done);
-        if (listeners.size === 0) {
-          this.waiters.delete(channel);
-          void sub.unsubscribe(channel).catch(() => undefined);
-        }
-      };
-      listeners.add(done);
-      this.waiters.set(channel, listeners);
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          cleanup();
-          reject(new TimeoutError(`result of task ${taskId} not ready after ${timeoutMs} ms`));
-        }, timeoutMs);
-      }
-      // Subscribe first, then read: a result written in between is seen by one or the other.
-      sub
-        .subscribe(channel)
-        .then(() => this.get(taskId))
-        .then((meta) => meta && done(meta))
-        .catch((err: Error) => {
-          cleanup();
-          reject(err);
-        });
+    // Subscribe first, then read: a result written in between is seen by one or the other.
+    return this.waiters.wait(taskId, timeoutMs, async (deliver) => {
+      await sub.subscribe(this.key(taskId));
+      const meta = await this.get(taskId);
+      if (meta) deliver(meta);
     });
   }
 
@@ -130,16 +101,14 @@ export class RedisBackend implements ResultBackend {
     const sub = this.client.duplicate();
     sub.on('error', () => undefined); // the main client logs the outage once
     this.subscriber = sub;
-    sub.on('message', (channel: string, raw: string) => {
-      const listeners = this.waiters.get(channel);
-      if (!listeners) return;
+    sub.on('message', (_channel: string, raw: string) => {
       let meta: ResultMeta;
       try {
         meta = parseJson(raw) as ResultMeta;
       } catch {
-        return;
+        return; // not a meta document: nobody waits for it
       }
-      for (const l of [...listeners]) l(meta);
+      if (meta.task_id) this.waiters.deliver(meta.task_id, meta);
     });
     if (sub.status === 'wait') await sub.connect();
     return sub;
