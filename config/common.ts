@@ -47,6 +47,8 @@ const common: Config = {
     // Celery's default: one slot per CPU.
     worker_concurrency: os.availableParallelism(),
     worker_prefetch_multiplier: 4,
+    // Celery's default: no task events unless -E; worker heartbeats are sent either way.
+    worker_send_task_events: false,
     broker_connection_retry_on_startup: true,
     result_backend_transport_options: {},
     redis_backend_use_ssl: null,

@@ -60,6 +60,7 @@ export const schema: convict.Schema<Config> = {
     task_time_limit: key(FORMAT.timeLimit, 'Hard time limit in seconds (null = none)'),
     worker_concurrency: key(FORMAT.positiveInt, 'Tasks run at the same time', { env: 'CELERIAC_CONCURRENCY' }),
     worker_prefetch_multiplier: key(FORMAT.nonNegativeInt, 'Prefetch = concurrency x this; 0 = unlimited'),
+    worker_send_task_events: key(FORMAT.boolean, 'Send task events for monitors (celery worker -E)', { env: 'CELERIAC_WORKER_SEND_TASK_EVENTS' }),
     broker_connection_retry_on_startup: key(FORMAT.boolean, 'Retry the first broker connection'),
     result_backend_transport_options: freeObject('Options for the result backend client'),
     redis_backend_use_ssl: freeObject('TLS options for a redis result backend', true),

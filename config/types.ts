@@ -65,6 +65,8 @@ export interface CeleryConfig {
   worker_concurrency: number;
   /** 0 = no prefetch limit (Celery's meaning). */
   worker_prefetch_multiplier: number;
+  /** Task events (task-received, task-succeeded, ...) for Flower / `celery events`; worker heartbeats go out regardless. */
+  worker_send_task_events: boolean;
   broker_connection_retry_on_startup: boolean;
   result_backend_transport_options: Record<string, unknown>;
   /** Free-form, as Celery: {ssl_cert_reqs, ssl_ca_certs, ...}; null = no TLS options. */

@@ -15,6 +15,7 @@
  *   listQueues(vhost): Promise<QueueInfo[]>
  *       `list_queues -p vhost name messages consumers arguments durable auto_delete exclusive
  *       messages_ready messages_unacknowledged`; arguments as an object ({} when none).
+ *   queueArguments(vhost): Promise<Record<queue, args>>   the x-arguments of each queue
  *   listExchanges(vhost): Promise<ExchangeInfo[]>    name (default exchange is ''), type, durable,
  *                                                    auto_delete, internal, arguments
  *   listBindings(vhost): Promise<BindingInfo[]>      source, destination, destination_kind,
@@ -94,14 +95,17 @@ export async function freshVhost(name: string): Promise<string> {
 }
 
 /**
- * rabbitmqctl's JSON formatter writes a table's arguments as a list of [key, value] pairs
- * (or {} / [] when empty); turns any of these into an object.
+ * rabbitmqctl's JSON formatter writes a table's arguments as [key, AMQP type, value] triples
+ * (e.g. ["x-max-priority","byte",10]; older versions [key, value] pairs, or {} / [] when empty);
+ * turns any of these into an object.
  */
 function argsObject(raw: unknown): Record<string, unknown> {
   if (Array.isArray(raw)) {
     const out: Record<string, unknown> = {};
-    for (const pair of raw) {
-      if (Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string') out[pair[0]] = pair[1];
+    for (const entry of raw) {
+      if (!Array.isArray(entry) || typeof entry[0] !== 'string') continue;
+      if (entry.length === 2) out[entry[0]] = entry[1];
+      else if (entry.length === 3) out[entry[0]] = entry[2];
     }
     return out;
   }
@@ -213,4 +217,9 @@ if (typeof afterAll === 'function') {
   afterAll(async () => {
     if (stopped) await startBroker();
   });
+}
+
+/** Queue name -> its x-arguments, e.g. { celery: { 'x-max-priority': 10 } }. */
+export async function queueArguments(vhost: string): Promise<Record<string, Record<string, unknown>>> {
+  return Object.fromEntries((await listQueues(vhost)).map((q) => [q.name, q.arguments]));
 }

@@ -15,6 +15,9 @@ Ops:
        result/exc_* only when wait; exc_* are set when .get() raised (exc_type is the
        exception's class name, e.g. "ValueError" or "TimeoutError").
   {"op": "send_many", <as send without wait>, "count": N} -> {"ids": [..]}
+  {"op": "send_list", "task", "args_list": [[..], [..], ..], "kwargs", "options"}
+    -> {"ids": [..]}: one task per args_list entry, all on one producer (one connection),
+       in order; ids[i] is the task sent with args_list[i].
   {"op": "result", "id", "timeout": seconds (20)}
     -> {"id", "state", "ready", "result", "info", "traceback"}; waits up to timeout, never raises
   {"op": "state", "id"} -> {"id", "state", "info"}; no waiting
@@ -96,6 +99,14 @@ def op_send_many(cmd):
     return {"ids": ids}
 
 
+def op_send_list(cmd):
+    ids = []
+    with app.producer_or_acquire() as producer:
+        for args in cmd["args_list"]:
+            ids.append(_send(dict(cmd, args=args), producer).id)
+    return {"ids": ids}
+
+
 def op_result(cmd):
     res = app.AsyncResult(cmd["id"])
     try:
@@ -168,6 +179,7 @@ def op_batch(cmd):
 OPS = {
     "send": op_send,
     "send_many": op_send_many,
+    "send_list": op_send_list,
     "result": op_result,
     "state": op_state,
     "get": op_get,

@@ -5,6 +5,8 @@ Configured from the environment so one module serves every test:
   RESULT_BACKEND             result backend (optional: no backend when unset)
   RESULT_EXTENDED            "1"/"true" -> result_extended = True
   BROKER_TRANSPORT_OPTIONS   JSON object -> broker_transport_options
+  TASK_QUEUE_MAX_PRIORITY    integer -> task_queue_max_priority (x-max-priority of the queues
+                             this app declares on AMQP; unset/empty: none)
 
 Tasks (names are explicit so they never depend on the module name):
   py.add(x, y)        -> x + y
@@ -39,6 +41,9 @@ def _config():
     transport_options = os.environ.get("BROKER_TRANSPORT_OPTIONS")
     if transport_options:
         conf["broker_transport_options"] = json.loads(transport_options)
+    max_priority = os.environ.get("TASK_QUEUE_MAX_PRIORITY")
+    if max_priority:
+        conf["task_queue_max_priority"] = int(max_priority)
     return conf
 
 

@@ -19,9 +19,13 @@ export interface RpcBackendOptions {
   persistent?: boolean;
 }
 
+const MAX_BACKOFF_MS = 30_000;
+
 export class RpcBackend implements ResultBackend {
   readonly kind = 'rpc';
   private model: ChannelModel | null = null;
+  private ready: Promise<void> = Promise.resolve();
+  private closing = false;
   private publishChannel: ConfirmChannel | null = null;
   private replyChannel: Channel | null = null;
   private replyQueueName: string | null = null;
@@ -31,18 +35,53 @@ export class RpcBackend implements ResultBackend {
   constructor(private readonly opts: RpcBackendOptions) {}
 
   async connect(): Promise<void> {
+    this.ready = this.open();
+    await this.ready;
+  }
+
+  /** Connect, and after a broker restart reconnect (backoff + jitter) and re-attach the reply queue. */
+  private async open(): Promise<void> {
     const target = amqpTargetFromUrl(this.opts.brokerUrl);
-    this.model = await amqp.connect(target.connect, target.socket);
-    this.model.on('error', () => undefined);
-    this.publishChannel = await this.model.createConfirmChannel();
+    const model = await amqp.connect(target.connect, target.socket);
+    model.on('error', () => undefined);
+    model.on('close', () => {
+      if (this.closing || this.model !== model) return;
+      this.model = null;
+      this.publishChannel = null;
+      this.ready = this.reconnect();
+    });
+    this.model = model;
+    this.publishChannel = await model.createConfirmChannel();
+    this.publishChannel.on('error', () => undefined);
+    if (this.replyQueueName) await this.attachReplyQueue(this.replyQueueName);
+  }
+
+  private async reconnect(): Promise<void> {
+    for (let attempt = 0; !this.closing; attempt++) {
+      try {
+        await this.open();
+        return;
+      } catch {
+        const base = Math.min(MAX_BACKOFF_MS, 200 * 2 ** Math.min(attempt, 8));
+        await new Promise((r) => setTimeout(r, base / 2 + Math.random() * (base / 2)));
+      }
+    }
   }
 
   /** The queue results for tasks this process sends come back on (Celery's app.thread_oid). */
   async replyQueue(): Promise<string> {
+    await this.ready;
     if (this.replyQueueName) return this.replyQueueName;
+    const name = randomUUID();
+    await this.attachReplyQueue(name);
+    this.replyQueueName = name;
+    return name;
+  }
+
+  /** Declare (auto_delete: it goes with our connection, so again after a reconnect) and consume. */
+  private async attachReplyQueue(name: string): Promise<void> {
     if (!this.model) throw new Error('rpc backend is not connected');
     const ch = await this.model.createChannel();
-    const name = randomUUID();
     const args: Record<string, unknown> = {};
     if (this.opts.expires) args['x-expires'] = Math.round(this.opts.expires * 1000);
     await ch.assertQueue(name, { durable: true, autoDelete: true, arguments: args });
@@ -61,30 +100,36 @@ export class RpcBackend implements ResultBackend {
       this.waiters.deliver(id, meta);
     });
     this.replyChannel = ch;
-    this.replyQueueName = name;
-    return name;
   }
 
   async store(meta: ResultMeta, context?: StoreContext): Promise<void> {
     // Celery sends nothing when the caller gave no reply_to (it could never be read).
     if (!context?.replyTo) return;
-    const ch = this.publishChannel;
-    if (!ch) throw new Error('rpc backend is not connected');
     const body = Buffer.from(stringifyJson(meta), 'utf8');
-    await new Promise<void>((resolve, reject) => {
-      ch.publish(
-        '',
-        context.replyTo!,
-        body,
-        {
-          contentType: 'application/json',
-          contentEncoding: 'utf-8',
-          correlationId: context.correlationId ?? meta.task_id,
-          deliveryMode: this.opts.persistent ? 2 : 1,
-        },
-        (err) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()),
-      );
-    });
+    const options = {
+      contentType: 'application/json',
+      contentEncoding: 'utf-8',
+      correlationId: context.correlationId ?? meta.task_id,
+      deliveryMode: this.opts.persistent ? 2 : 1,
+    };
+    // During a broker outage results wait for the reconnect instead of failing the task; a publish
+    // caught by the connection closing is sent again on the next one.
+    for (let attempt = 1; ; attempt++) {
+      await this.ready;
+      const ch = this.publishChannel;
+      try {
+        if (!ch) throw new Error('rpc backend is not connected');
+        await new Promise<void>((resolve, reject) => {
+          ch.publish('', context.replyTo!, body, options, (err) =>
+            err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
+          );
+        });
+        return;
+      } catch (err) {
+        if (attempt >= 5 || this.closing) throw err;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
   }
 
   /** The last state seen on this process's reply queue (rpc keeps nothing server-side). */
@@ -104,6 +149,7 @@ export class RpcBackend implements ResultBackend {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.replyChannel?.close().catch(() => undefined);
     await this.model?.close().catch(() => undefined);
     this.model = null;

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { appFromConfig, workerOptionsFromConfig } from '../app/fromConfig';
 import { loadTaskModule } from '../app/loadTasks';
 import { Worker } from '../worker/worker';
+import { WorkerEvents } from '../events';
 import { expandNodeName } from '../worker/hostname';
 import { maskUrl } from '../log/mask';
 import { commonOverrides, loadOrExit, loggerFor, type CommonFlags } from './options';
@@ -19,6 +20,8 @@ interface WorkerFlags extends CommonFlags {
   optimization?: string;
   pidfile?: string;
   pool?: string;
+  taskEvents?: boolean;
+  withoutHeartbeat?: boolean;
 }
 
 function csv(v: string | undefined): string[] | undefined {
@@ -81,6 +84,8 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       ...commonOverrides(flags).celery,
       worker_concurrency: int(flags.concurrency, '--concurrency'),
       worker_prefetch_multiplier: int(flags.prefetchMultiplier, '--prefetch-multiplier'),
+      // Absent flag: leave the config's value (a config file may turn task events on).
+      worker_send_task_events: flags.taskEvents ? true : undefined,
     },
     worker: {
       queues: csv(flags.queues),
@@ -99,6 +104,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
   const removePidfile = pidfile ? writePidfile(pidfile) : () => undefined;
 
   const worker = new Worker(app, options);
+  const events = new WorkerEvents(worker, { taskEvents: config.celery.worker_send_task_events, heartbeat: !flags.withoutHeartbeat, logger: log });
   log.info(
     `celeriac ${options.hostname} v0.1.0: broker ${maskUrl(config.celery.broker_url)}, results ${maskUrl(config.celery.result_backend || 'disabled')}, ` +
       `concurrency ${options.concurrency} (async), queues ${options.queues.join(',')}, tasks ${[...app.tasks.keys()].sort().join(', ')}`,
@@ -118,7 +124,10 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      // Celery's order: the heart stops (worker-offline) before running tasks drain.
+      await events.stopHeart();
       await worker.shutdown('warm');
+      events.close();
       await worker.close();
       removePidfile();
       // Celery exits with EX_FAILURE after a cold shutdown, EX_OK after a warm one.
@@ -133,6 +142,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     removePidfile();
     process.exit(1);
   });
+  await events.start();
 }
 
 export function addWorkerCommand(program: Command): void {
@@ -147,6 +157,8 @@ export function addWorkerCommand(program: Command): void {
     .option('-P, --pool <pool>', 'execution pool (async)')
     .option('-O, --optimization <profile>', 'default or fair (Celery\'s -O fair)')
     .option('--prefetch-multiplier <n>', 'messages reserved per slot (0 = no limit)')
+    .option('-E, --task-events', 'send task events for Flower / `celery events` (worker_send_task_events)')
+    .option('--without-heartbeat', 'send no worker-online / worker-heartbeat / worker-offline events')
     .option('--pidfile <file>', 'write the pid here; refuses to start over a live pid')
     .option('-b, --broker <url>', 'broker URL (redis://, rediss://, filesystem://)')
     .option('--result-backend <url>', 'result backend URL (redis://, file://)')

@@ -29,6 +29,8 @@ export function createTransport(url: string, options: Record<string, unknown>, l
         globalKeyprefix: options.global_keyprefix === undefined ? undefined : String(options.global_keyprefix),
         sep: options.sep === undefined ? undefined : String(options.sep),
         prioritySteps: Array.isArray(options.priority_steps) ? options.priority_steps.map(Number) : undefined,
+        fanoutPrefix: typeof options.fanout_prefix === 'string' || typeof options.fanout_prefix === 'boolean' ? options.fanout_prefix : undefined,
+        fanoutPatterns: typeof options.fanout_patterns === 'boolean' ? options.fanout_patterns : undefined,
         logger,
       });
     case 'amqp':

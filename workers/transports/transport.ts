@@ -51,6 +51,15 @@ export interface PublishRequest {
 
 export type DeliveryHandler = (delivery: Delivery) => void;
 
+/** An exchange for broadcast traffic (Celery's `celeryev`), declared as the sender needs it on AMQP. */
+export interface BroadcastExchange {
+  name: string;
+  /** AMQP exchange type; Redis ignores it (kombu turns such exchanges into PUB/SUB fanout there). */
+  type: 'topic' | 'fanout';
+  durable: boolean;
+  autoDelete?: boolean;
+}
+
 export interface Transport {
   /** 'redis', 'filesystem', 'amqp' — shown in logs and stats. */
   readonly kind: string;
@@ -68,6 +77,17 @@ export interface Transport {
   /** requeue=true puts it back at the tail of its queue (kombu's reject(requeue=True)). */
   reject(delivery: Delivery, requeue: boolean): Promise<void>;
   publish(request: PublishRequest): Promise<void>;
+  /**
+   * Send to whoever listens on a broadcast exchange right now, nothing stored for later (monitoring
+   * events): Redis PUBLISH as kombu's _put_fanout, AMQP a basic.publish without waiting for the
+   * confirm. Absent where the transport has no such path (filesystem).
+   */
+  broadcast?(exchange: BroadcastExchange, routingKey: string, message: BrokerMessage): Promise<void>;
+  /**
+   * False once a delivery can no longer be acked because its connection died and the broker has
+   * already put the message back (AMQP): a worker must then not start it. Absent = always live.
+   */
+  isLive?(delivery: Delivery): boolean;
   /** Close connections. Unacked deliveries are returned to their queues (restore_unacked). */
   close(): Promise<void>;
 }

@@ -157,7 +157,7 @@ export class Worker extends EventEmitter {
     const fire = (): void => {
       this.etaTimers.delete(job);
       this.transport.setPrefetch(this.basePrefetch && this.basePrefetch + this.etaTimers.size);
-      if (this.phase === 'running' && !this.isExpired(job)) this.enqueue(job);
+      if (this.phase === 'running' && !this.isStale(job) && !this.isExpired(job)) this.enqueue(job);
     };
     // setTimeout caps at ~24.8 days; longer ETAs re-arm.
     const arm = (ms: number): NodeJS.Timeout =>
@@ -176,8 +176,20 @@ export class Worker extends EventEmitter {
 
   private pump(): void {
     while (this.phase === 'running' && this.active.size < this.options.concurrency && this.ready.length) {
-      void this.run(this.ready.shift()!);
+      const job = this.ready.shift()!;
+      if (this.isStale(job)) continue;
+      void this.run(job);
     }
+  }
+
+  /**
+   * A reserved message whose connection died is the broker's again (it redelivers it, as
+   * Celery's consumer drops reserved requests on connection loss): never start it here.
+   */
+  private isStale(job: Job): boolean {
+    if (this.transport.isLive?.(job.delivery) !== false) return false;
+    this.log.info(`Task ${job.request.task}[${job.request.id}] dropped: its connection was lost, the broker redelivers it`);
+    return true;
   }
 
   // ---- running ----
@@ -317,7 +329,7 @@ export class Worker extends EventEmitter {
     const exc = retry.exc === undefined ? null : serializeException(retry.exc);
     if (!this.ignoresResult(job)) await this.storeState(request, 'RETRY', exc, retry.exc ? formatTraceback(retry.exc) : null, delivery);
     this.log.info(`Task ${request.task}[${request.id}] retry: ${retry.message}`);
-    this.emit('task-retried', { request, reason: retry.message });
+    this.emit('task-retried', { request, reason: retry.message, retry });
     if (!job.acked) await this.settle(delivery, 'ack');
   }
 

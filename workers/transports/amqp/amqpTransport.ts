@@ -1,15 +1,17 @@
 /**
  * AMQP 0-9-1 transport (RabbitMQ) on amqplib, matching what kombu/py-amqp do for Celery:
  * queues and exchanges declared with Celery's flags, basic.qos as Celery's consumer sets it
- * (global on RabbitMQ, per consumer for quorum queues), publisher confirms for everything sent,
+ * (global on RabbitMQ, per consumer for quorum queues), publisher confirms for everything sent
+ * except broadcast monitoring events (Celery does not confirm those either),
  * and reconnection with exponential backoff and jitter that re-declares and resumes consuming.
  * Deliveries from a connection that died are never acked on the new one: RabbitMQ has already
  * put them back, so they come again.
  */
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import type { BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
+import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
 import { maskUrl } from '../../log/mask';
 import { amqpTargetFromUrl } from './url';
+import { ensureExchange, publishOptions, settlePublishes } from './broadcast';
 
 export interface AmqpLogger {
   info(msg: string): void;
@@ -167,6 +169,8 @@ export class AmqpTransport implements Transport {
   private async startConsumers(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
     const ch = this.consumeChannel;
     if (!ch) return;
+    // basic.qos must be in force before basic.consume, or a backlog arrives all at once.
+    await this.applyQos();
     const generation = this.generation;
     this.consumerTags = [];
     for (const queue of queues) {
@@ -204,6 +208,10 @@ export class AmqpTransport implements Transport {
     };
   }
 
+  isLive(d: Delivery): boolean {
+    return this.live(d);
+  }
+
   /** True when the delivery's channel is still the live one (else RabbitMQ already requeued it). */
   private live(d: Delivery): d is AmqpDelivery {
     const a = d as AmqpDelivery;
@@ -231,30 +239,31 @@ export class AmqpTransport implements Transport {
     await this.ready;
     const ch = this.publishChannel;
     if (!ch) throw new Error('amqp transport is not connected');
-    const m = req.message;
-    const p = m.properties;
     await new Promise<void>((resolve, reject) => {
-      ch.publish(
-        req.exchange,
-        req.routingKey,
-        m.body,
-        {
-          contentType: m.contentType,
-          contentEncoding: m.contentEncoding,
-          headers: m.headers,
-          correlationId: p.correlation_id,
-          replyTo: p.reply_to,
-          priority: typeof p.priority === 'number' ? p.priority : undefined,
-          deliveryMode: typeof p.delivery_mode === 'number' ? p.delivery_mode : 2,
-        },
-        (err) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()),
+      ch.publish(req.exchange, req.routingKey, req.message.body, publishOptions(req.message), (err) =>
+        err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
       );
     });
+  }
+
+  /**
+   * Celery's events: the exchange declared first (kombu's maybe_declare), then published without
+   * waiting for the confirm — Celery does not confirm events (py-amqp's confirm_publish is off), and
+   * a heartbeat every 2 s must not queue up behind a slow broker.
+   */
+  async broadcast(exchange: BroadcastExchange, routingKey: string, message: BrokerMessage): Promise<void> {
+    await this.ready;
+    const model = this.model;
+    const ch = this.publishChannel;
+    if (!model || !ch) throw new Error('amqp transport is not connected');
+    await ensureExchange(model, exchange, this.opts.logger);
+    ch.publish(exchange.name, routingKey, message.body, publishOptions(message));
   }
 
   async close(): Promise<void> {
     this.closing = true;
     await this.stopConsuming().catch(() => undefined);
+    await settlePublishes(this.publishChannel, 2_000);
     // Closing the channel returns every unacked delivery to its queue (RabbitMQ's own rule).
     await this.model?.close().catch(() => undefined);
     this.model = null;

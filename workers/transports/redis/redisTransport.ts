@@ -8,12 +8,13 @@
  */
 import { join } from 'node:path';
 import type Redis from 'ioredis';
-import type { BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
+import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
 import { decodeEnvelope, encodeEnvelope, envelopePriority, envelopeToMessage, type VirtualEnvelope } from '../virtualEnvelope';
-import { closeRedis, connectRedis, type RedisLogger } from '../../redis/connect';
+import { closeRedis, connectRedis, redisOptionsFromUrl, type RedisLogger } from '../../redis/connect';
 import { LuaScript } from '../../redis/script';
 import { DEFAULT_KEY_OPTIONS, RedisKeys, type RedisKeyOptions } from './keys';
 import { lookupQueues } from './routing';
+import { DEFAULT_FANOUT, fanoutChannel, type FanoutOptions } from './fanout';
 
 const COMMANDS = join(__dirname, 'commands');
 const CLAIM = LuaScript.fromFile('claim', join(COMMANDS, 'claim.lua'));
@@ -32,6 +33,9 @@ export interface RedisTransportOptions extends Partial<RedisKeyOptions> {
   /** BRPOP timeout in seconds while the queues are empty. */
   pollTimeout?: number;
   logger?: RedisLogger & { error(msg: string): void };
+  /** kombu's fanout_prefix / fanout_patterns (see fanout.ts). */
+  fanoutPrefix?: boolean | string;
+  fanoutPatterns?: boolean;
 }
 
 interface Held {
@@ -55,11 +59,18 @@ export class RedisTransport implements Transport {
   private timers: NodeJS.Timeout[] = [];
   private queueOffset = 0;
   private readonly visibilityTimeout: number;
+  private readonly fanout: FanoutOptions;
 
   constructor(private readonly opts: RedisTransportOptions) {
     this.keys = new RedisKeys({ ...DEFAULT_KEY_OPTIONS, ...stripUndefined(opts) });
     this.visibilityTimeout = opts.visibilityTimeout ?? 3600;
     this.client = connectRedis(opts.url, { logger: opts.logger, name: 'broker' });
+    this.fanout = {
+      fanoutPrefix: opts.fanoutPrefix ?? DEFAULT_FANOUT.fanoutPrefix,
+      fanoutPatterns: opts.fanoutPatterns ?? DEFAULT_FANOUT.fanoutPatterns,
+      globalKeyprefix: this.keys.opts.globalKeyprefix,
+      db: redisOptionsFromUrl(opts.url).db ?? 0,
+    };
   }
 
   async connect(): Promise<void> {
@@ -138,6 +149,12 @@ export class RedisTransport implements Transport {
     const m = this.client.multi();
     for (const q of queues) m.lpush(this.keys.queueKey(q, pri), payload);
     await m.exec();
+  }
+
+  /** kombu's _put_fanout: PUBLISH the envelope; only receivers subscribed right now get it. */
+  async broadcast(exchange: BroadcastExchange, routingKey: string, message: BrokerMessage): Promise<void> {
+    const env = encodeEnvelope(message, exchange.name, routingKey);
+    await this.client.publish(fanoutChannel(this.fanout, exchange.name, routingKey), JSON.stringify(env));
   }
 
   /** Messages waiting in a queue (all priority steps), kombu's _size. */
