@@ -47,6 +47,8 @@ export async function startPythonWorker(opts: PyWorkerOptions): Promise<ProcessH
     PYTHONUNBUFFERED: '1',
     PYTHONDONTWRITEBYTECODE: '1',
     ...(opts.backendUrl ? { RESULT_BACKEND: opts.backendUrl } : {}),
+    // AMQP: a short broker heartbeat lets the worker see SIGTERM in ~2 s instead of ~10 s.
+    ...(/^(amqps?|pyamqp):/.test(opts.brokerUrl) ? { BROKER_HEARTBEAT: '2' } : {}),
     ...opts.extraEnv,
   };
   const handle = startProcess(celeryBin(), args, {

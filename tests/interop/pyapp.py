@@ -41,6 +41,11 @@ def _config():
     transport_options = os.environ.get("BROKER_TRANSPORT_OPTIONS")
     if transport_options:
         conf["broker_transport_options"] = json.loads(transport_options)
+    # On AMQP a worker notices SIGTERM only between heartbeats (default 60 s, ~10 s in practice):
+    # tests set a short one so Python workers stop in about 2 s.
+    heartbeat = os.environ.get("BROKER_HEARTBEAT")
+    if heartbeat:
+        conf["broker_heartbeat"] = float(heartbeat)
     max_priority = os.environ.get("TASK_QUEUE_MAX_PRIORITY")
     if max_priority:
         conf["task_queue_max_priority"] = int(max_priority)
