@@ -1,6 +1,6 @@
 /**
  * Summarize a V8 .cpuprofile (from `node --cpu-prof`) of a Celeriac worker drain: self time by
- * category (ioredis, JSON, pino logging, our worker code, node core, GC, idle) and the top
+ * category (ioredis or amqplib, pino logging, our worker code, node core, GC, idle) and the top
  * self-time functions. Only the drain window counts, so start-up (tsx compiling TypeScript, module
  * loading) and the idle tail before SIGTERM are left out. The bench passes the window it measured:
  * V8's profile timestamps and process.hrtime() both read CLOCK_MONOTONIC (µs here), so times taken
@@ -8,7 +8,7 @@
  * to the last sample whose stack is in Celeriac's transport/worker/backend code.
  *
  * JSON.parse/JSON.stringify do not appear as frames of their own: V8 charges them to the calling
- * function (decodeEnvelope, parseV2, RedisBackend.store, ...).
+ * function (decodeEnvelope, parseV2, RedisBackend.store, RpcBackend.store, ...).
  *
  *   tsx scripts/bench/cpuprofile.ts /tmp/x.cpuprofile [--top 25] [--from US --to US]
  */
@@ -51,7 +51,7 @@ export interface ProfileSummary {
 /** Where a frame's code lives, for grouping. */
 export function categoryOf(frame: CallFrame): string {
   const { functionName: fn, url } = frame;
-  if (fn === '(idle)') return 'idle (waiting for Redis)';
+  if (fn === '(idle)') return 'idle (waiting for the broker)';
   if (fn === '(garbage collector)') return 'GC';
   if (fn === '(program)') return 'V8/native (program)';
   if (fn === '(root)') return 'root';
@@ -59,6 +59,7 @@ export function categoryOf(frame: CallFrame): string {
     return `native: ${fn}`;
   }
   if (/node_modules\/(ioredis|@ioredis|redis-parser|redis-errors|standard-as-callback|denque|cluster-key-slot)\//.test(url)) return 'ioredis (client + RESP parser)';
+  if (/node_modules\/amqplib\//.test(url)) return 'amqplib (AMQP client + frame codec)';
   if (/node_modules\/(pino|sonic-boom|thread-stream|on-exit-leak-free|fast-redact|quick-format-unescaped|atomic-sleep)/.test(url)) return 'pino logging';
   if (/node_modules\/(tsx|esbuild|get-tsconfig)/.test(url)) return 'tsx (TypeScript loader)';
   if (/node_modules\//.test(url)) return `other npm: ${/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? '?'}`;
@@ -78,6 +79,7 @@ export function categoryOf(frame: CallFrame): string {
 /** Inclusive groups: does a stack pass through this layer at all? */
 const INCLUSIVE: { name: string; test: (f: CallFrame) => boolean }[] = [
   { name: 'ioredis (any frame)', test: (f) => /node_modules\/(ioredis|@ioredis|redis-parser)\//.test(f.url) },
+  { name: 'amqplib (any frame)', test: (f) => /node_modules\/amqplib\//.test(f.url) },
   { name: 'socket writes (net Socket._writeGeneric/_writev)', test: (f) => /_writeGeneric|_writev/.test(f.functionName) && f.url === 'node:net' },
   { name: 'socket reads (onStreamRead)', test: (f) => f.functionName === 'onStreamRead' },
   { name: 'pino / workers/log (any frame)', test: (f) => /node_modules\/pino|\/workers\/log\//.test(f.url) },
@@ -85,13 +87,15 @@ const INCLUSIVE: { name: string; test: (f: CallFrame) => boolean }[] = [
   { name: 'Worker.run (execute, store, ack)', test: (f) => f.functionName === 'run' && /\/workers\/worker\/worker/.test(f.url) },
   { name: 'Worker.storeState (buildMeta + backend.store)', test: (f) => f.functionName === 'storeState' && /\/workers\/worker\/worker/.test(f.url) },
   { name: 'RedisTransport.claim/track (decode envelopes)', test: (f) => /^(claim|track)$/.test(f.functionName) && /redisTransport/.test(f.url) },
+  { name: 'AmqpTransport (deliveries, acks, publishes)', test: (f) => /\/workers\/transports\/amqp\//.test(f.url) },
+  { name: 'RpcBackend.store (publish each result)', test: (f) => f.functionName === 'store' && /\/workers\/backends\/rpc/.test(f.url) },
   { name: 'parseTaskMessage', test: (f) => f.functionName === 'parseTaskMessage' },
   { name: 'pyRepr (log message arguments)', test: (f) => f.functionName === 'pyRepr' },
 ];
 
 /** A stack frame that marks the worker actually draining (not loading modules). */
 function isDrainFrame(f: CallFrame): boolean {
-  return f.functionName !== '' && /\/workers\/(worker\/worker|transports\/redis\/redisTransport|backends\/redis\/redisBackend)/.test(f.url);
+  return f.functionName !== '' && /\/workers\/(worker\/worker|transports\/redis\/redisTransport|transports\/amqp\/amqpTransport|backends\/redis\/redisBackend|backends\/rpc)/.test(f.url);
 }
 
 /** A drain window in CLOCK_MONOTONIC microseconds (process.hrtime.bigint() / 1000n). */

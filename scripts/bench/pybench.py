@@ -2,14 +2,22 @@
 round-trip client, so every contender drains byte-for-byte the same kind of message.
 
 Configured from the environment:
-  BROKER_URL      broker (e.g. redis://127.0.0.1:P/0)
-  RESULT_BACKEND  result backend (e.g. redis://127.0.0.1:P/1)
+  BROKER_URL      broker (e.g. redis://127.0.0.1:P/0 or amqp://guest:guest@127.0.0.1:P/vhost)
+  RESULT_BACKEND  result backend (e.g. redis://127.0.0.1:P/1, rpc://; empty: none)
+  IGNORE_RESULT   "1": task_ignore_result=True (the worker stores and sends no results)
 
 Task: demo.noop() -> None (the same name as Celeriac's demo task).
 
 Worker:   celery -A pybench worker ...            (cwd scripts/bench)
 Enqueue:  python pybench.py enqueue N             N demo.noop messages, published in kombu
                                                   pipeline batches; prints {"n", "seconds"}
+Enqueue to RabbitMQ vhosts:
+          python pybench.py enqueue-amqp N URL...
+                                                  N demo.noop messages, each built once and
+                                                  published to the `celery` queue of every URL
+                                                  (byte-identical copies, same task ids); the
+                                                  rpc:// reply queue is declared in each vhost;
+                                                  prints {"n", "seconds", "reply_queue"}
 Latency:  python pybench.py latency N WARMUP      N sequential apply_async().get() after WARMUP
                                                   uncounted ones; prints {"ms": [...]}
 """
@@ -30,6 +38,7 @@ app.conf.update(
     result_serializer="json",
     broker_connection_retry_on_startup=True,
     enable_utc=True,
+    task_ignore_result=os.environ.get("IGNORE_RESULT") == "1",
 )
 
 
@@ -51,6 +60,49 @@ def enqueue(n):
     print(json.dumps({"n": n, "seconds": time.perf_counter() - started}), flush=True)
 
 
+def enqueue_amqp(n, urls):
+    """Publish each message once per vhost: Celery's send_task builds and publishes it on the
+    first URL's channel, and the very same AMQP message (body, headers, properties: one
+    amqp.Message object) is then published on every other URL's channel. No publisher confirms
+    (py-amqp's default), no batching."""
+    from kombu import Connection, Producer
+
+    started = time.perf_counter()
+    conns = [Connection(url) for url in urls]
+    producers = [Producer(c.channel()) for c in conns]
+    queue = app.amqp.queues[app.conf.task_default_queue]
+    reply_queue = None
+    for p in producers:
+        # The `celery` queue (and its exchange and binding) as Celery declares it, in every vhost.
+        queue(p.channel).declare()
+        if app.conf.result_backend:
+            # rpc:// replies go to this process's reply queue (app.thread_oid): declare it in
+            # every vhost. It is not exclusive and, never consumed, it is not auto-deleted, so it
+            # outlives this process and collects the results the workers send.
+            binding = app.backend.binding(p.channel)
+            binding.declare()
+            reply_queue = binding.name
+    # send_task would re-declare the reply queue for every message (the rpc Queue never caches
+    # its declaration): it is declared above, so skip that round trip. Messages are unchanged.
+    app.backend.on_task_call = lambda producer, task_id: None
+    first = producers[0]
+    others = [p.channel for p in producers[1:]]
+    basic_publish = first.channel.basic_publish
+
+    def tee(message, *args, **kwargs):
+        result = basic_publish(message, *args, **kwargs)
+        for channel in others:
+            channel.basic_publish(message, *args, **kwargs)
+        return result
+
+    first.channel.basic_publish = tee
+    for _ in range(n):
+        app.send_task("demo.noop", producer=first)
+    for c in conns:
+        c.release()
+    print(json.dumps({"n": n, "seconds": time.perf_counter() - started, "reply_queue": reply_queue}), flush=True)
+
+
 def latency(n, warmup):
     samples = []
     for i in range(warmup + n):
@@ -67,6 +119,8 @@ if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "enqueue":
         enqueue(int(sys.argv[2]))
+    elif command == "enqueue-amqp":
+        enqueue_amqp(int(sys.argv[2]), sys.argv[3:])
     elif command == "latency":
         latency(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
     else:
