@@ -9,6 +9,7 @@ import { READY_STATES, type ResultBackend, type ResultMeta, type StoreContext } 
 import { ResultWaiters } from './waiters';
 import { parseJson, stringifyJson } from '../protocol/serializers';
 import { amqpTargetFromUrl } from '../transports/amqp/url';
+import { WriteBatcher } from '../transports/amqp/writeBatch';
 
 export interface RpcBackendOptions {
   /** The broker URL: rpc:// results travel over the broker. */
@@ -26,6 +27,7 @@ export class RpcBackend implements ResultBackend {
   private model: ChannelModel | null = null;
   private ready: Promise<void> = Promise.resolve();
   private closing = false;
+  private writes = new WriteBatcher(null);
   private publishChannel: ConfirmChannel | null = null;
   private replyChannel: Channel | null = null;
   private replyQueueName: string | null = null;
@@ -51,6 +53,7 @@ export class RpcBackend implements ResultBackend {
       this.ready = this.reconnect();
     });
     this.model = model;
+    this.writes = WriteBatcher.of(model);
     this.publishChannel = await model.createConfirmChannel();
     this.publishChannel.on('error', () => undefined);
     if (this.replyQueueName) await this.attachReplyQueue(this.replyQueueName);
@@ -119,6 +122,7 @@ export class RpcBackend implements ResultBackend {
       const ch = this.publishChannel;
       try {
         if (!ch) throw new Error('rpc backend is not connected');
+        this.writes.hold();
         await new Promise<void>((resolve, reject) => {
           ch.publish('', context.replyTo!, body, options, (err) =>
             err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),

@@ -11,6 +11,7 @@ import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type Consum
 import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
 import { maskUrl } from '../../log/mask';
 import { amqpTargetFromUrl } from './url';
+import { WriteBatcher } from './writeBatch';
 import { ensureExchange, publishOptions, settlePublishes } from './broadcast';
 
 export interface AmqpLogger {
@@ -48,6 +49,7 @@ export class AmqpTransport implements Transport {
   private ready: Promise<void> | null = null;
   /** Quorum queues reject global QoS: once one is declared, prefetch is set per consumer. */
   private perConsumerQos = false;
+  private writes = new WriteBatcher(null);
 
   constructor(private readonly opts: AmqpTransportOptions) {}
 
@@ -79,6 +81,7 @@ export class AmqpTransport implements Transport {
     model.on('error', () => undefined); // 'close' follows; handled there
     model.on('close', () => this.onConnectionLost(generation));
     this.model = model;
+    this.writes = WriteBatcher.of(model);
     this.publishChannel = await model.createConfirmChannel();
     this.publishChannel.on('error', () => undefined);
     this.consumeChannel = await model.createChannel();
@@ -228,17 +231,22 @@ export class AmqpTransport implements Transport {
   }
 
   async ack(d: Delivery): Promise<void> {
-    if (this.live(d)) this.consumeChannel!.ack(d.raw);
+    if (!this.live(d)) return;
+    this.writes.hold();
+    this.consumeChannel!.ack(d.raw);
   }
 
   async reject(d: Delivery, requeue: boolean): Promise<void> {
-    if (this.live(d)) this.consumeChannel!.reject(d.raw, requeue);
+    if (!this.live(d)) return;
+    this.writes.hold();
+    this.consumeChannel!.reject(d.raw, requeue);
   }
 
   async publish(req: PublishRequest): Promise<void> {
     await this.ready;
     const ch = this.publishChannel;
     if (!ch) throw new Error('amqp transport is not connected');
+    this.writes.hold();
     await new Promise<void>((resolve, reject) => {
       ch.publish(req.exchange, req.routingKey, req.message.body, publishOptions(req.message), (err) =>
         err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
