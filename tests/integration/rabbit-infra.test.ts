@@ -16,7 +16,7 @@
 //                       protocol-2 headers (lang, task, id, root_id, retries, argsrepr, ...);
 //                       and reply_to = the client's oid (a uuid) even without a result backend
 //   rpc:// reply queue  named by the client's oid (a uuid), durable, auto-delete, not exclusive,
-//                       no arguments; bound only to the default exchange (declared by the client
+//                       x-expires = result_expires in ms (86400000); bound only to the default exchange (declared by the client
 //                       when it sends, so it exists before any result is published)
 //   worker pidbox       `<hostname>.celery.pidbox`: exclusive, auto-delete, non-durable queue
 //                       bound to the fanout exchange `celery.pidbox` (non-durable), even with
@@ -206,7 +206,7 @@ describe('Python worker with the rpc:// backend', () => {
     expect((await listQueues(vhost)).find((q) => q.name === 'celery')).toMatchObject({ messages: 0, consumers: 0 });
   });
 
-  it('the rpc:// client declares its reply queue when it sends (durable, auto-delete, no arguments)', async () => {
+  it('the rpc:// client declares its reply queue when it sends (durable, auto-delete, x-expires = result_expires)', async () => {
     const vhost = 'rabbit-infra-rpc';
     const url = await freshVhost(vhost);
     await pyClient<SendReply>(
@@ -216,7 +216,7 @@ describe('Python worker with the rpc:// backend', () => {
     const queues = await listQueues(vhost);
     const reply = queues.filter((q) => q.name !== 'celery');
     expect(reply).toEqual([
-      expect.objectContaining({ durable: true, auto_delete: true, exclusive: false, arguments: {}, messages: 0 }),
+      expect.objectContaining({ durable: true, auto_delete: true, exclusive: false, arguments: { 'x-expires': 86_400_000 }, messages: 0 }),
     ]);
     expect(reply[0].name).toMatch(/^[0-9a-f-]{36}$/);
     const { conn } = await connect(url);
