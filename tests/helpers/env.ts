@@ -61,7 +61,18 @@ export function testRabbit(): RabbitConfig {
     port: testAmqpPort(),
     distPort: Number(required('CELERIAC_TEST_RABBIT_DIST_PORT')),
     epmdPort: Number(required('CELERIAC_TEST_RABBIT_EPMD_PORT')),
+    tlsPort: Number(required('CELERIAC_TEST_AMQPS_PORT')),
   };
+}
+
+/** amqps:// URL of the run's RabbitMQ TLS listener for `vhost`, trusting the test CA. */
+export function testAmqpsUrl(vhost: string): string {
+  const ca = encodeURIComponent(required('CELERIAC_TEST_TLS_CA'));
+  return `amqps://guest:guest@127.0.0.1:${required('CELERIAC_TEST_AMQPS_PORT')}/${encodeURIComponent(vhost)}?ssl_cert_reqs=required&ssl_ca_certs=${ca}`;
+}
+
+export function testTlsCa(): string {
+  return required('CELERIAC_TEST_TLS_CA');
 }
 
 export function pythonBin(): string {

@@ -11,6 +11,7 @@ import { pyClient } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { type ProcessHandle, startProcess } from '../helpers/processes';
 import { freePort } from '../setup/redisServer';
+import { makeTestCertificates } from '../setup/certs';
 
 const SECRET = `Sec${process.pid}t0p${Date.now().toString(36)}`;
 
@@ -19,21 +20,9 @@ let port: number;
 let tlsPort: number;
 let server: ProcessHandle;
 
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A CA and a server certificate for 127.0.0.1/localhost, signed by it (PEM files in dir). */
-function makeCertificates(): void {
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Celeriac test CA');
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-  fs.writeFileSync(path.join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'san.cnf');
-}
-
 beforeAll(async () => {
   dir = testTmpDir('redis-auth-tls');
-  makeCertificates();
+  makeTestCertificates(dir);
   port = await freePort();
   do tlsPort = await freePort();
   while (tlsPort === port);

@@ -46,6 +46,15 @@ def _config():
     heartbeat = os.environ.get("BROKER_HEARTBEAT")
     if heartbeat:
         conf["broker_heartbeat"] = float(heartbeat)
+    # JSON {"ca_certs": path, "cert_reqs": "required"} -> Celery's broker_use_ssl for amqps://.
+    use_ssl = os.environ.get("BROKER_USE_SSL")
+    if use_ssl:
+        import ssl
+
+        opts = json.loads(use_ssl)
+        reqs = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+        opts["cert_reqs"] = reqs[opts.get("cert_reqs", "required")]
+        conf["broker_use_ssl"] = opts
     max_priority = os.environ.get("TASK_QUEUE_MAX_PRIORITY")
     if max_priority:
         conf["task_queue_max_priority"] = int(max_priority)

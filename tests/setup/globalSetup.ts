@@ -11,6 +11,7 @@
  *   CELERIAC_TEST_REDIS_URL   redis://127.0.0.1:<port>
  *   CELERIAC_TEST_AMQP_PORT   AMQP port of the RabbitMQ node (127.0.0.1 only)
  *   CELERIAC_TEST_AMQP_URL    amqp://guest:guest@127.0.0.1:<port>//  (the default vhost "/")
+ *   CELERIAC_TEST_AMQPS_PORT  the node's AMQPS (TLS) port; CELERIAC_TEST_TLS_CA its CA (PEM path)
  *   CELERIAC_TEST_RABBIT_NODE         Erlang node name, celeriac-<jest pid>@localhost
  *   CELERIAC_TEST_RABBIT_DIR          the node's base dir (mnesia/, log/, home/ with the cookie)
  *   CELERIAC_TEST_RABBIT_HOME         HOME for rabbitmqctl (the Erlang cookie lives there)
@@ -28,7 +29,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RABBITMQCTL, StartedRabbit, startRabbit } from './rabbitServer';
+import { RABBITMQCTL, StartedRabbit, rabbitTlsCa, startRabbit } from './rabbitServer';
 import { StartedRedis, startRedis } from './redisServer';
 import { PIDS_FILE_VAR, RUN_MARKER, RunState, cleanupRun, pidsFile, sweepStaleRuns, writeState } from './runState';
 
@@ -110,6 +111,8 @@ export default async function globalSetup(): Promise<void> {
   process.env.CELERIAC_TEST_REDIS_URL = `redis://127.0.0.1:${redis.port}`;
   process.env.CELERIAC_TEST_AMQP_PORT = String(rabbit.port);
   process.env.CELERIAC_TEST_AMQP_URL = `amqp://guest:guest@127.0.0.1:${rabbit.port}//`;
+  process.env.CELERIAC_TEST_AMQPS_PORT = String(rabbit.tlsPort);
+  process.env.CELERIAC_TEST_TLS_CA = rabbitTlsCa(rabbit.base);
   process.env.CELERIAC_TEST_RABBIT_NODE = rabbit.node;
   process.env.CELERIAC_TEST_RABBIT_DIR = rabbit.base;
   process.env.CELERIAC_TEST_RABBIT_HOME = path.join(rabbit.base, 'home');

@@ -27,6 +27,7 @@ import { ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { makeTestCertificates } from './certs';
 import { freePort, logTail } from './redisServer';
 
 export const RABBITMQ_BIN_DIR = '/usr/lib/rabbitmq/bin';
@@ -45,6 +46,8 @@ export interface RabbitConfig {
   distPort: number;
   /** Port of the run's own epmd. */
   epmdPort: number;
+  /** AMQPS (TLS) listener port, with a test CA's certificate (<base>/tls/ca.pem). */
+  tlsPort: number;
 }
 
 /** What is known while the node is still starting (for the run state). */
@@ -94,7 +97,7 @@ export function rabbitEnv(cfg: RabbitConfig, inherited: NodeJS.ProcessEnv = proc
     RABBITMQ_LOG_BASE: path.join(base, 'log'),
     RABBITMQ_PID_FILE: rabbitPidFile(base),
     RABBITMQ_ENABLED_PLUGINS_FILE: path.join(base, 'enabled_plugins'),
-    // No such file: the node runs with the built-in defaults.
+    // <base>/rabbitmq.conf: the AMQPS listener (see prepareBase).
     RABBITMQ_CONFIG_FILE: path.join(base, 'rabbitmq'),
     RABBITMQ_ADVANCED_CONFIG_FILE: path.join(base, 'advanced.config'),
     RABBITMQ_CONF_ENV_FILE: path.join(base, 'rabbitmq-env.conf'),
@@ -211,10 +214,30 @@ async function startEpmd(base: string, port: number, env: NodeJS.ProcessEnv): Pr
   throw exited() && !exited()?.startsWith('failed to spawn') ? new PortRaceError(err) : new Error(err);
 }
 
-function prepareBase(base: string): void {
+/** The test CA tests trust when they connect to the AMQPS listener. */
+export function rabbitTlsCa(base: string): string {
+  return path.join(base, 'tls', 'ca.pem');
+}
+
+function prepareBase(cfg: RabbitConfig): void {
+  const { base } = cfg;
   for (const dir of ['home', 'mnesia', 'log']) fs.mkdirSync(path.join(base, dir), { recursive: true });
   fs.writeFileSync(path.join(base, 'enabled_plugins'), '[].\n');
   fs.writeFileSync(path.join(base, 'rabbitmq-env.conf'), '');
+  // An AMQPS listener beside the plain one, for amqps:// tests (clients are not asked for certs).
+  const tls = makeTestCertificates(path.join(base, 'tls'));
+  fs.writeFileSync(
+    path.join(base, 'rabbitmq.conf'),
+    [
+      `listeners.ssl.default = 127.0.0.1:${cfg.tlsPort}`,
+      `ssl_options.cacertfile = ${tls.ca}`,
+      `ssl_options.certfile = ${tls.cert}`,
+      `ssl_options.keyfile = ${tls.key}`,
+      'ssl_options.verify = verify_none',
+      'ssl_options.fail_if_no_peer_cert = false',
+      '',
+    ].join('\n'),
+  );
 }
 
 function killQuietly(pid: number | undefined): void {
@@ -246,7 +269,7 @@ export async function startRabbitOnPorts(
   onSpawned: (info: SpawnedRabbit) => void = () => undefined,
 ): Promise<StartedRabbit> {
   const started = Date.now();
-  prepareBase(cfg.base);
+  prepareBase(cfg);
   const fullEnv = rabbitEnv(cfg, env);
   const epmd = await startEpmd(cfg.base, cfg.epmdPort, fullEnv);
   const epmdPid = epmd.pid as number;
@@ -309,11 +332,11 @@ export interface StartRabbitOptions {
   onSpawned?: (info: SpawnedRabbit) => void;
 }
 
-async function threeFreePorts(): Promise<[number, number, number]> {
+async function fourFreePorts(): Promise<[number, number, number, number]> {
   const ports = new Set<number>();
-  while (ports.size < 3) ports.add(await freePort());
-  const [a, b, c] = [...ports];
-  return [a, b, c];
+  while (ports.size < 4) ports.add(await freePort());
+  const [a, b, c, d] = [...ports];
+  return [a, b, c, d];
 }
 
 export async function startRabbit(opts: StartRabbitOptions): Promise<StartedRabbit> {
@@ -321,8 +344,8 @@ export async function startRabbit(opts: StartRabbitOptions): Promise<StartedRabb
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     const base = path.join(opts.dir, attempt === 0 ? 'rabbit' : `rabbit-${attempt}`);
-    const [port, distPort, epmdPort] = await threeFreePorts();
-    const cfg: RabbitConfig = { base, node: rabbitNodeName(opts.ownerPid), port, distPort, epmdPort };
+    const [port, distPort, epmdPort, tlsPort] = await fourFreePorts();
+    const cfg: RabbitConfig = { base, node: rabbitNodeName(opts.ownerPid), port, distPort, epmdPort, tlsPort };
     try {
       return await startRabbitOnPorts(cfg, opts.env, opts.timeoutMs, opts.onSpawned);
     } catch (err) {

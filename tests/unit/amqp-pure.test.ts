@@ -1,3 +1,4 @@
+import { tlsOptions } from '../../workers/tls';
 import { Celeriac } from '../../workers/app/app';
 import { amqpTargetFromUrl } from '../../workers/transports/amqp/url';
 import { declarationFor } from '../../workers/worker/queues';
@@ -16,7 +17,7 @@ describe('amqp urls as kombu reads them', () => {
     const t = amqpTargetFromUrl('amqps://user:p%40ss@rabbit:5999/v?ssl_cert_reqs=CERT_NONE');
     expect(t.connect).toMatchObject({ protocol: 'amqps', hostname: 'rabbit', port: 5999, username: 'user', password: 'p@ss', vhost: 'v' });
     expect(t.socket.rejectUnauthorized).toBe(false);
-    expect(amqpTargetFromUrl('amqps://h/').socket.rejectUnauthorized).toBe(true);
+    expect(amqpTargetFromUrl('amqps://h/').socket.rejectUnauthorized).not.toBe(false); // Node verifies unless told not to
     expect(amqpTargetFromUrl('pyamqp://h').connect).toMatchObject({ protocol: 'amqp', port: 5672, username: 'guest' });
   });
 });
@@ -47,5 +48,24 @@ describe('task_routes', () => {
     expect(app.routeFor('reports.yearly')).toEqual({ queue: 'reports', priority: undefined });
     expect(app.routeFor('reports.yearly', 'urgent')).toEqual({ queue: 'urgent' });
     expect(app.routeFor('other.task')).toEqual({ queue: 'celery' });
+  });
+});
+
+describe('TLS settings (Celery names, from URLs or broker_use_ssl)', () => {
+  it('verifies by default and only "none" turns it off, in every spelling', () => {
+    expect(tlsOptions({}, 'x')).toEqual({});
+    expect(tlsOptions({ ssl_cert_reqs: 'CERT_NONE' }, 'x')).toEqual({ rejectUnauthorized: false });
+    expect(tlsOptions({ cert_reqs: 0 }, 'x')).toEqual({ rejectUnauthorized: false });
+    expect(tlsOptions({ cert_reqs: 'optional' }, 'x')).toEqual({});
+    expect(() => tlsOptions({ ssl_cert_reqs: 'maybe' }, 'amqp url a')).toThrow(/amqp url a: ssl_cert_reqs must be/);
+  });
+  it('reads the CA from either key name and names a missing file', () => {
+    expect(tlsOptions({ ca_certs: __filename }, 'x').ca).toBeInstanceOf(Buffer);
+    expect(() => tlsOptions({ ssl_ca_certs: '/nonexistent/ca.pem' }, 'cfg')).toThrow(/cfg: cannot read ssl_ca_certs \/nonexistent\/ca.pem/);
+  });
+  it('broker_use_ssl reaches amqps:// connections', () => {
+    expect(amqpTargetFromUrl('amqps://h/', 60, { cert_reqs: 'none' }).socket.rejectUnauthorized).toBe(false);
+    expect(amqpTargetFromUrl('amqps://127.0.0.1/').socket.servername).toBeUndefined();
+    expect(amqpTargetFromUrl('amqps://rabbit.example/').socket.servername).toBe('rabbit.example');
   });
 });

@@ -29,6 +29,9 @@ export interface AppOptions {
   resultBackend: string | null;
   brokerTransportOptions: Record<string, unknown>;
   resultBackendTransportOptions: Record<string, unknown>;
+  /** Celery's broker_use_ssl / redis_backend_use_ssl (null = the URL's own parameters only). */
+  brokerUseSsl: Record<string, unknown> | null;
+  redisBackendUseSsl: Record<string, unknown> | null;
   /** Seconds; 0 = never expire. */
   resultExpires: number;
   resultExtended: boolean;
@@ -54,6 +57,8 @@ export const DEFAULT_APP_OPTIONS: AppOptions = {
   resultBackend: 'file://./data/results',
   brokerTransportOptions: {},
   resultBackendTransportOptions: {},
+  brokerUseSsl: null,
+  redisBackendUseSsl: null,
   resultExpires: 86400,
   resultExtended: false,
   defaultQueue: 'celery',
@@ -107,7 +112,7 @@ export class Celeriac {
   /** The broker connection, connected on first use and shared. */
   transport(): Promise<Transport> {
     this.transportPromise ??= (async () => {
-      const t = createTransport(this.options.brokerUrl, this.options.brokerTransportOptions, this.log);
+      const t = createTransport(this.options.brokerUrl, this.options.brokerTransportOptions, this.log, this.options.brokerUseSsl);
       await t.connect().catch(async (err: unknown) => {
         await t.close().catch(() => undefined); // stop its reconnect attempts: the caller decides
         throw err;
@@ -124,6 +129,8 @@ export class Celeriac {
       if (!url) return null;
       const b = createBackend(url, {
         brokerUrl: this.options.brokerUrl,
+        brokerSsl: this.options.brokerUseSsl,
+        ssl: this.options.redisBackendUseSsl,
         expires: this.options.resultExpires,
         transportOptions: this.options.resultBackendTransportOptions,
         logger: this.log,

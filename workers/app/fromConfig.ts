@@ -23,6 +23,8 @@ export function appFromConfig(config: Config, logger: AppLogger): Celeriac {
     resultBackend: c.result_backend || null,
     brokerTransportOptions: { ...c.broker_transport_options },
     resultBackendTransportOptions: { ...c.result_backend_transport_options },
+    brokerUseSsl: c.broker_use_ssl ? { ...c.broker_use_ssl } : null,
+    redisBackendUseSsl: c.redis_backend_use_ssl ? { ...c.redis_backend_use_ssl } : null,
     resultExpires: c.result_expires,
     resultExtended: c.result_extended,
     defaultQueue: c.task_default_queue,

@@ -8,6 +8,10 @@ import { maskUrl } from '../log/mask';
 export interface BackendFactoryOptions {
   /** Needed by rpc://, whose results travel over the broker. */
   brokerUrl?: string;
+  /** broker_use_ssl, for rpc:// (over the broker). */
+  brokerSsl?: Record<string, unknown> | null;
+  /** redis_backend_use_ssl, for rediss:// results. */
+  ssl?: Record<string, unknown> | null;
   expires?: number | null;
   transportOptions?: Record<string, unknown>;
   logger?: { info(msg: string): void; warn(msg: string): void };
@@ -22,6 +26,7 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
     case 'unix':
       return new RedisBackend({
         url,
+        ssl: opts.ssl,
         expires: opts.expires,
         globalKeyprefix: opts.transportOptions?.global_keyprefix === undefined ? undefined : String(opts.transportOptions.global_keyprefix),
         logger: opts.logger,
@@ -32,7 +37,7 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
       if (!opts.brokerUrl || !/^(amqps?|pyamqp):/i.test(opts.brokerUrl)) {
         throw new Error('rpc:// results need an AMQP broker (amqp://): they travel as broker messages');
       }
-      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires });
+      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl });
     default:
       throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss://, file:// or rpc://`);
   }

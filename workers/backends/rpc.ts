@@ -18,6 +18,8 @@ export interface RpcBackendOptions {
   expires?: number | null;
   /** result_persistent: delivery_mode 2 instead of Celery's default 1. */
   persistent?: boolean;
+  /** Celery's broker_use_ssl (rpc results share the broker's connection settings). */
+  ssl?: Record<string, unknown> | null;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -43,7 +45,7 @@ export class RpcBackend implements ResultBackend {
 
   /** Connect, and after a broker restart reconnect (backoff + jitter) and re-attach the reply queue. */
   private async open(): Promise<void> {
-    const target = amqpTargetFromUrl(this.opts.brokerUrl);
+    const target = amqpTargetFromUrl(this.opts.brokerUrl, 60, this.opts.ssl ?? {});
     const model = await amqp.connect(target.connect, target.socket);
     model.on('error', () => undefined);
     model.on('close', () => {

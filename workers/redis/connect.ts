@@ -8,10 +8,9 @@
  * ssl_keyfile (PEM file paths, read when the options are built). Only `none` turns certificate
  * verification off; `optional` verifies like `required` (a server always presents a certificate).
  */
-import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
 import Redis, { type RedisOptions } from 'ioredis';
 import { maskUrl } from '../log/mask';
+import { tlsOptions } from '../tls';
 
 export interface RedisLogger {
   info(msg: string): void;
@@ -21,11 +20,14 @@ export interface RedisLogger {
 export interface RedisConnectOptions {
   /** Extra ioredis options (tls settings for rediss://, timeouts). */
   options?: RedisOptions;
+  /** Celery's broker_use_ssl / redis_backend_use_ssl for rediss://. */
+  ssl?: Record<string, unknown> | null;
   logger?: RedisLogger;
   name?: string;
 }
 
-export function redisOptionsFromUrl(url: string): RedisOptions {
+/** `ssl`: Celery's broker_use_ssl / redis_backend_use_ssl, over the URL's query parameters. */
+export function redisOptionsFromUrl(url: string, ssl: Record<string, unknown> = {}): RedisOptions {
   // WHATWG URL wants a host after credentials: unix://:pw@/path parses as unix://:pw@localhost/path.
   const u = new URL(url.replace(/^(?:redis\+socket|unix):\/\/([^/]*@)?\//, 'unix://$1localhost/'));
   const opts: RedisOptions = {};
@@ -45,31 +47,8 @@ export function redisOptionsFromUrl(url: string): RedisOptions {
   if (u.username) opts.username = decodeURIComponent(u.username);
   const password = u.password ? decodeURIComponent(u.password) : u.searchParams.get('password'); // redis-py's ?password=
   if (password) opts.password = password;
-  if (u.protocol === 'rediss:') opts.tls = tlsFromQuery(u.searchParams, url);
+  if (u.protocol === 'rediss:') opts.tls = tlsOptions({ ...Object.fromEntries(u.searchParams), ...ssl }, `redis url ${maskUrl(url)}`);
   return opts;
-}
-
-const CERT_REQS: Record<string, boolean> = { none: false, cert_none: false, optional: true, cert_optional: true, required: true, cert_required: true };
-const TLS_FILES = { ca: 'ssl_ca_certs', cert: 'ssl_certfile', key: 'ssl_keyfile' } as const;
-
-/** Node tls options from Celery's rediss:// query parameters (see the header). */
-function tlsFromQuery(query: URLSearchParams, url: string): ConnectionOptions {
-  const reqs = query.get('ssl_cert_reqs');
-  const verify = reqs === null ? true : CERT_REQS[reqs.toLowerCase()];
-  if (verify === undefined) {
-    throw new Error(`redis url ${maskUrl(url)}: ssl_cert_reqs must be none, optional or required (or CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED), got ${JSON.stringify(reqs)}`);
-  }
-  const tls: ConnectionOptions = verify ? {} : { rejectUnauthorized: false };
-  for (const [option, param] of Object.entries(TLS_FILES)) {
-    const file = query.get(param);
-    if (!file) continue;
-    try {
-      tls[option as keyof typeof TLS_FILES] = readFileSync(file);
-    } catch (err) {
-      throw new Error(`redis url ${maskUrl(url)}: cannot read ${param} ${file}: ${(err as Error).message}`, { cause: err });
-    }
-  }
-  return tls;
 }
 
 /** Clients being closed on purpose: their 'close' event is not a lost connection. */
@@ -78,7 +57,7 @@ const closing = new WeakSet<Redis>();
 /** A client that retries forever with capped backoff; commands queue while it is down. */
 export function connectRedis(url: string, connect: RedisConnectOptions = {}): Redis {
   const client = new Redis({
-    ...redisOptionsFromUrl(url),
+    ...redisOptionsFromUrl(url, connect.ssl ?? {}),
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     lazyConnect: true,

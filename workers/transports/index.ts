@@ -15,7 +15,13 @@ function num(v: unknown): number | undefined {
   return v === undefined || v === null || v === '' ? undefined : Number(v);
 }
 
-export function createTransport(url: string, options: Record<string, unknown>, logger?: TransportLogger): Transport {
+/** `ssl`: Celery's broker_use_ssl (TLS files and cert_reqs for rediss:// and amqps://). */
+export function createTransport(
+  url: string,
+  options: Record<string, unknown>,
+  logger?: TransportLogger,
+  ssl: Record<string, unknown> | null = null,
+): Transport {
   const scheme = url.split(':', 1)[0]!.toLowerCase();
   switch (scheme) {
     case 'redis':
@@ -24,6 +30,7 @@ export function createTransport(url: string, options: Record<string, unknown>, l
     case 'unix':
       return new RedisTransport({
         url,
+        ssl,
         visibilityTimeout: num(options.visibility_timeout),
         restoreInterval: num(options.unacked_restore_interval),
         globalKeyprefix: options.global_keyprefix === undefined ? undefined : String(options.global_keyprefix),
@@ -36,7 +43,7 @@ export function createTransport(url: string, options: Record<string, unknown>, l
     case 'amqp':
     case 'amqps':
     case 'pyamqp':
-      return new AmqpTransport({ url, logger });
+      return new AmqpTransport({ url, logger, ssl });
     case 'filesystem':
       return FilesystemTransport.fromOptions(options, logger);
     default:

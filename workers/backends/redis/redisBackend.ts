@@ -24,6 +24,8 @@ interface PendingStore {
 
 export interface RedisBackendOptions {
   url: string;
+  /** Celery's redis_backend_use_ssl for rediss://. */
+  ssl?: Record<string, unknown> | null;
   /** Seconds a result lives; 0 or null keeps it forever (Celery's result_expires). */
   expires?: number | null;
   globalKeyprefix?: string;
@@ -39,7 +41,7 @@ export class RedisBackend implements ResultBackend {
   private readonly pending: PendingStore[] = [];
 
   constructor(private readonly opts: RedisBackendOptions) {
-    this.client = connectRedis(opts.url, { logger: opts.logger, name: 'result backend' });
+    this.client = connectRedis(opts.url, { ssl: opts.ssl, logger: opts.logger, name: 'result backend' });
     this.prefix = opts.globalKeyprefix ?? '';
   }
 

@@ -23,6 +23,8 @@ export interface AmqpLogger {
 export interface AmqpTransportOptions {
   url: string;
   heartbeat?: number;
+  /** Celery's broker_use_ssl for amqps://. */
+  ssl?: Record<string, unknown> | null;
   logger?: AmqpLogger;
 }
 
@@ -75,7 +77,7 @@ export class AmqpTransport implements Transport {
   }
 
   private async open(): Promise<void> {
-    const target = amqpTargetFromUrl(this.opts.url, this.opts.heartbeat ?? 60);
+    const target = amqpTargetFromUrl(this.opts.url, this.opts.heartbeat ?? 60, this.opts.ssl ?? {});
     const model = await amqp.connect(target.connect, target.socket);
     const generation = ++this.generation;
     model.on('error', () => undefined); // 'close' follows; handled there

@@ -3,15 +3,18 @@
  * `amqp://h//` and `amqp://h/` and `amqp://h` all mean vhost '/', `amqp://h/prod` means 'prod'.
  * amqps:// takes Celery's ssl query params (ssl_cert_reqs, ssl_ca_certs, ssl_certfile, ssl_keyfile).
  */
-import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { Options, SocketOptions } from 'amqplib';
+import { maskUrl } from '../../log/mask';
+import { tlsOptions } from '../../tls';
 
 export interface AmqpTarget {
   connect: Options.Connect;
   socket: SocketOptions;
 }
 
-export function amqpTargetFromUrl(url: string, heartbeatSeconds = 60): AmqpTarget {
+/** `ssl`: Celery's broker_use_ssl, over the URL's query parameters. */
+export function amqpTargetFromUrl(url: string, heartbeatSeconds = 60, ssl: Record<string, unknown> = {}): AmqpTarget {
   const u = new URL(url.replace(/^pyamqp:/, 'amqp:'));
   const tls = u.protocol === 'amqps:';
   const rawVhost = u.pathname.slice(1);
@@ -27,16 +30,9 @@ export function amqpTargetFromUrl(url: string, heartbeatSeconds = 60): AmqpTarge
   };
   const socket: SocketOptions = { noDelay: true };
   if (tls) {
-    const q = u.searchParams;
-    const reqs = (q.get('ssl_cert_reqs') ?? 'required').toLowerCase();
-    socket.rejectUnauthorized = !/none/.test(reqs);
-    const ca = q.get('ssl_ca_certs');
-    if (ca) socket.ca = [readFileSync(ca)];
-    const cert = q.get('ssl_certfile');
-    if (cert) socket.cert = readFileSync(cert);
-    const key = q.get('ssl_keyfile');
-    if (key) socket.key = readFileSync(key);
-    socket.servername = connect.hostname;
+    Object.assign(socket, tlsOptions({ ...Object.fromEntries(u.searchParams), ...ssl }, `amqp url ${maskUrl(url)}`));
+    // SNI takes host names only (Node refuses an IP address there).
+    if (!isIP(connect.hostname ?? '')) socket.servername = connect.hostname;
   }
   return { connect, socket };
 }

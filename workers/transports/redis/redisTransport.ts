@@ -26,6 +26,8 @@ const MAX_BATCH = 500;
 
 export interface RedisTransportOptions extends Partial<RedisKeyOptions> {
   url: string;
+  /** Celery's broker_use_ssl for rediss://. */
+  ssl?: Record<string, unknown> | null;
   /** Seconds an unacked message may stay unacked before any worker restores it. */
   visibilityTimeout?: number;
   /** Seconds between sweeps for expired unacked messages (kombu: unacked_restore_interval). */
@@ -64,7 +66,7 @@ export class RedisTransport implements Transport {
   constructor(private readonly opts: RedisTransportOptions) {
     this.keys = new RedisKeys({ ...DEFAULT_KEY_OPTIONS, ...stripUndefined(opts) });
     this.visibilityTimeout = opts.visibilityTimeout ?? 3600;
-    this.client = connectRedis(opts.url, { logger: opts.logger, name: 'broker' });
+    this.client = connectRedis(opts.url, { ssl: opts.ssl, logger: opts.logger, name: 'broker' });
     this.fanout = {
       fanoutPrefix: opts.fanoutPrefix ?? DEFAULT_FANOUT.fanoutPrefix,
       fanoutPatterns: opts.fanoutPatterns ?? DEFAULT_FANOUT.fanoutPatterns,
