@@ -3,8 +3,6 @@
 // over redis://:pw@ and over rediss://...?ssl_cert_reqs=required&ssl_ca_certs=<ca>, the secret
 // never in the worker's output, and a wrong password or an untrusted certificate stops the worker
 // at once with one clear line. Does not use the run's shared redis-server.
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { PROJECT_ROOT, testTmpDir } from '../helpers/env';
 import { pyClient } from '../helpers/python';
