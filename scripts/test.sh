@@ -25,6 +25,8 @@ as_root() {
 ensure_debian_packages() {
   local missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  # TLS tests make their certificates with the openssl command.
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   # dpkg -s also succeeds for a removed package whose config files remain: check the status.
   dpkg-query -W -f='${Status}' rabbitmq-server 2>/dev/null | grep -q 'install ok installed' ||
     missing+=(rabbitmq-server)
