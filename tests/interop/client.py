@@ -157,7 +157,11 @@ def op_watch(cmd):
         if res.ready() or time.time() > deadline:
             break
         time.sleep(interval)
-    return {"id": res.id, "states": states, "state": res.state, "result": jsonable(res.result)}
+    # ready() polls again: the state it saw may be newer than the last one recorded.
+    final, info = res.state, jsonable(res.info)
+    if (states[-1]["state"], states[-1]["info"]) != (final, info):
+        states.append({"state": final, "info": info, "t": time.time()})
+    return {"id": res.id, "states": states, "state": final, "result": jsonable(res.result)}
 
 
 def op_batch(cmd):
