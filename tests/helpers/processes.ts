@@ -8,6 +8,7 @@
  *                                       without a pattern); rejects, with the output, when the
  *                                       process exits first or timeoutMs passes
  *   handle.output(): string             all stdout+stderr so far (interleaved as received)
+ *   handle.waitForOutput(pattern, ms?)  resolves once the output matches, else throws with it
  *   handle.kill(signal = 'SIGTERM')     signals the whole process group
  *   handle.stop(timeoutMs = 15000): Promise<ExitInfo>   SIGTERM, then SIGKILL if still running
  *   handle.exited: Promise<ExitInfo>    { code, signal } once the process has exited
@@ -38,6 +39,8 @@ export interface ProcessHandle {
   readonly exited: Promise<ExitInfo>;
   waitReady(): Promise<void>;
   output(): string;
+  /** Resolves once the output matches (log lines come after the work they report); throws with the output after timeoutMs. */
+  waitForOutput(pattern: RegExp | string, timeoutMs?: number): Promise<void>;
   kill(signal?: NodeJS.Signals): void;
   stop(timeoutMs?: number): Promise<ExitInfo>;
 }
@@ -97,6 +100,14 @@ export function startProcess(cmd: string, args: string[], opts: StartOptions = {
     pid: child.pid ?? -1,
     exited,
     output: () => out,
+    waitForOutput: async (pattern, timeoutMs = 10_000) => {
+      const matches = (): boolean => (typeof pattern === 'string' ? out.includes(pattern) : pattern.test(out));
+      const deadline = Date.now() + timeoutMs;
+      while (!matches()) {
+        if (Date.now() > deadline) throw new Error(`${describe} never logged ${String(pattern)}; output:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
     kill: (signal = 'SIGTERM') => {
       if (!exitInfo) signalGroup(child, signal);
     },

@@ -13,49 +13,14 @@ import { flushDb, withRedis } from '../helpers/redis';
 import { freshVhost, listQueues, queueArguments, type QueueInfo } from '../helpers/rabbit';
 import { Celeriac } from '../../workers/app/app';
 import { RemoteTaskError } from '../../workers/producer/asyncResult';
+import type { GetReply, SendReply, WatchReply } from '../helpers/pyReplies';
 
 const RESULTS_DB = 37;
-
-interface SendReply {
-  id: string;
-  state: string | null;
-  result: unknown;
-  exc_type: string | null;
-  exc_message: string | null;
-}
-
-interface GetReply {
-  id: string;
-  state: string;
-  result: unknown;
-  t_ready: number;
-  exc_type: string | null;
-  exc_module: string | null;
-  exc_message: string | null;
-  exc_args: unknown[] | null;
-  exc_mro: string[] | null;
-}
-
-interface WatchReply {
-  id: string;
-  states: { state: string; info: unknown; t: number }[];
-  state: string;
-  result: unknown;
-}
 
 interface BatchItem<T> {
   t0: number;
   t1: number;
   out: T;
-}
-
-/** Log lines come after the result is sent: wait for them rather than race. */
-async function waitForOutput(handle: ProcessHandle, pattern: RegExp, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(handle.output())) {
-    if (Date.now() > deadline) throw new Error(`never logged ${pattern}; output:\n${handle.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function caught(p: Promise<unknown>): Promise<unknown> {
@@ -198,7 +163,7 @@ describe('Python producer -> Celeriac worker -> Python AsyncResult, rpc:// resul
       exc_module: 'celery.exceptions',
       exc_args: ['expired'],
     });
-    await waitForOutput(worker, new RegExp(`Discarding revoked task: demo\\.echo\\[${got.id}\\]`));
+    await worker.waitForOutput(new RegExp(`Discarding revoked task: demo\\.echo\\[${got.id}\\]`));
     expect(worker.output()).not.toMatch(new RegExp(`Task demo\\.echo\\[${got.id}\\] succeeded`));
   });
 
@@ -229,7 +194,7 @@ describe('Python producer -> Celeriac worker -> Python AsyncResult, rpc:// resul
       exc_message: "'demo.does_not_exist'",
     });
     expect(got.exc_mro).toContain('builtins.KeyError');
-    await waitForOutput(worker, /Received unregistered task of type 'demo\.does_not_exist'/);
+    await worker.waitForOutput(/Received unregistered task of type 'demo\.does_not_exist'/);
   });
 
   it('`celery` is left empty, with the worker as its one consumer', async () => {
@@ -305,7 +270,7 @@ describe('Celeriac TypeScript producer over AMQP with rpc:// results', () => {
     expect(await res.state()).toBe('SUCCESS');
     const kw = await app.sendTask<number>('py.add', [], { x: 2, y: 40 }, { queue: PY_QUEUE });
     expect(await kw.get({ timeout: 20 })).toBe(42);
-    await waitForOutput(pyWorker, new RegExp(`Task py\\.add\\[${res.id}\\] succeeded`));
+    await pyWorker.waitForOutput(new RegExp(`Task py\\.add\\[${res.id}\\] succeeded`));
   });
 
   it("-> Python worker: py.fail('boom') throws RemoteTaskError ValueError('boom')", async () => {
@@ -344,7 +309,7 @@ describe('Celeriac TypeScript producer over AMQP with rpc:// results', () => {
     expect(err).toBeInstanceOf(RemoteTaskError);
     expect((err as RemoteTaskError).name).toBe('ValueError');
     expect((err as RemoteTaskError).message).toBe('boom');
-    await waitForOutput(worker, new RegExp(`Task demo\\.add\\[${res.id}\\] succeeded`));
+    await worker.waitForOutput(new RegExp(`Task demo\\.add\\[${res.id}\\] succeeded`));
   });
 
   it('-> both at once: results for either worker come back on the one reply queue', async () => {

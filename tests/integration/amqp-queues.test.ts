@@ -7,26 +7,10 @@ import { pyClient } from '../helpers/python';
 import { startPythonWorker } from '../helpers/pyworker';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { freshVhost, listBindings, listExchanges, listQueues, queueArguments, type QueueInfo } from '../helpers/rabbit';
-
-interface SendReply {
-  id: string;
-  state: string | null;
-  result: unknown;
-  exc_type: string | null;
-  exc_message: string | null;
-}
+import type { SendReply } from '../helpers/pyReplies';
 
 const PRECONDITION = /PRECONDITION_FAILED|inequivalent arg/i;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Log lines come after the work they report: wait for them rather than race. */
-async function waitForOutput(handle: ProcessHandle, pattern: RegExp, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(handle.output())) {
-    if (Date.now() > deadline) throw new Error(`never logged ${pattern}; output:\n${handle.output()}`);
-    await sleep(50);
-  }
-}
 
 function countMatches(text: string, re: RegExp): number {
   return [...text.matchAll(new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`))].length;
@@ -211,8 +195,8 @@ describe('a queue Python declared WITH x-max-priority, a Celeriac worker WITHOUT
 
     const worker = await startCeleriacWorker({ brokerUrl: url, backendUrl: 'rpc://' });
     try {
-      await waitForOutput(worker, /queue celery exists with other arguments/);
-      for (const id of waiting.ids) await waitForOutput(worker, new RegExp(`Task demo\\.add\\[${id}\\] succeeded`));
+      await worker.waitForOutput(/queue celery exists with other arguments/);
+      for (const id of waiting.ids) await worker.waitForOutput(new RegExp(`Task demo\\.add\\[${id}\\] succeeded`));
       // And new work keeps flowing, results included.
       const reply = await py<SendReply>(url, { op: 'send', task: 'demo.add', args: [2, 3], options: { priority: 5 }, wait: true }, PRIO_PY);
       expect(reply).toMatchObject({ state: 'SUCCESS', result: 5 });

@@ -8,17 +8,10 @@ import { startProcess } from '../helpers/processes';
 import { pyClient, runPyJson, runPython } from '../helpers/python';
 import { startPythonWorker } from '../helpers/pyworker';
 import { flushDb, withRedis } from '../helpers/redis';
+import type { SendReply } from '../helpers/pyReplies';
 
 const PRODUCER_DB = 1;
 const WORKER_DB = 2;
-
-interface SendReply {
-  id: string;
-  state: string | null;
-  result: unknown;
-  exc_type: string | null;
-  exc_message: string | null;
-}
 
 function rawPing(port: number): Promise<string> {
   return new Promise((resolve, reject) => {

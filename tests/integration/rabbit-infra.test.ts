@@ -37,14 +37,7 @@ import {
   stopBroker,
   testAmqpUrl,
 } from '../helpers/rabbit';
-
-interface SendReply {
-  id: string;
-  state: string | null;
-  result: unknown;
-  exc_type: string | null;
-  exc_message: string | null;
-}
+import type { SendReply } from '../helpers/pyReplies';
 
 /** Connects with error handlers attached, so a broker-side close never becomes an unhandled 'error'. */
 async function connect(url: string): Promise<{ conn: amqp.ChannelModel; errors: Error[]; closed: Promise<Error | undefined> }> {

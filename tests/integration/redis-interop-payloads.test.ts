@@ -8,38 +8,10 @@ import { type ProcessHandle } from '../helpers/processes';
 import { pyClient, runPyJson } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { flushDb, withRedis } from '../helpers/redis';
+import type { GetReply, ResultReply, SendReply } from '../helpers/pyReplies';
 
 const BROKER_DB = 10;
 const BACKEND_DB = 11;
-
-interface SendReply {
-  id: string;
-  state: string | null;
-  result: unknown;
-  exc_type: string | null;
-  exc_message: string | null;
-}
-
-interface GetReply {
-  id: string;
-  state: string;
-  result: unknown;
-  t_ready: number;
-  exc_type: string | null;
-  exc_module: string | null;
-  exc_message: string | null;
-  exc_args: unknown[] | null;
-  exc_mro: string[] | null;
-}
-
-interface ResultReply {
-  id: string;
-  state: string;
-  ready: boolean;
-  result: unknown;
-  info: unknown;
-  traceback: string | null;
-}
 
 let worker: ProcessHandle;
 
@@ -50,14 +22,6 @@ function pyEnv(): Record<string, string> {
 /** Python send_task + AsyncResult.get() in one client.py run. */
 function sendAndWait(task: string, args: unknown[], kwargs: Record<string, unknown> = {}, options: Record<string, unknown> = {}): Promise<SendReply> {
   return pyClient<SendReply>({ op: 'send', task, args, kwargs, options, wait: true, timeout: 20 }, { env: pyEnv() });
-}
-
-async function waitForOutput(pattern: RegExp, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(worker.output())) {
-    if (Date.now() > deadline) throw new Error(`worker never logged ${pattern}; output:\n${worker.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function sha256(s: string): string {
@@ -221,7 +185,7 @@ describe('Python producer -> Celeriac worker: failures', () => {
     // Celery's on_unknown_task stores the failure without a traceback.
     const meta = await pyClient<ResultReply>({ op: 'result', id: sent.id }, { env: pyEnv() });
     expect(meta.traceback).toBeNull();
-    await waitForOutput(/Received unregistered task of type 'demo\.does_not_exist'/);
+    await worker.waitForOutput(/Received unregistered task of type 'demo\.does_not_exist'/);
   });
 });
 
@@ -235,7 +199,7 @@ describe('Python producer -> Celeriac worker: result storage', () => {
     const after = await sendAndWait('demo.echo', ['after-ignored']);
     expect(after).toMatchObject({ state: 'SUCCESS', result: 'after-ignored' });
     const ran = new RegExp(`Task demo\\.echo\\[${ignored.id}\\] succeeded in [0-9.e-]+s: 'ignored-value'`);
-    await waitForOutput(ran);
+    await worker.waitForOutput(ran);
 
     await withRedis(BACKEND_DB, async (r) => {
       expect(await r.exists(`celery-task-meta-${ignored.id}`)).toBe(0);

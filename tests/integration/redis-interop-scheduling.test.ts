@@ -8,45 +8,10 @@ import { type ProcessHandle } from '../helpers/processes';
 import { pyClient } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { flushDb, withRedis } from '../helpers/redis';
+import type { GetReply, ResultReply, SendReply, WatchReply } from '../helpers/pyReplies';
 
 const BROKER_DB = 12;
 const BACKEND_DB = 13;
-
-interface SendReply {
-  id: string;
-  state: string | null;
-  result: unknown;
-  exc_type: string | null;
-  exc_message: string | null;
-}
-
-interface GetReply {
-  id: string;
-  state: string;
-  result: unknown;
-  t_ready: number;
-  exc_type: string | null;
-  exc_module: string | null;
-  exc_message: string | null;
-  exc_args: unknown[] | null;
-  exc_mro: string[] | null;
-}
-
-interface ResultReply {
-  id: string;
-  state: string;
-  ready: boolean;
-  result: unknown;
-  info: unknown;
-  traceback: string | null;
-}
-
-interface WatchReply {
-  id: string;
-  states: { state: string; info: unknown; t: number }[];
-  state: string;
-  result: unknown;
-}
 
 interface BatchItem<T> {
   t0: number;
@@ -87,15 +52,6 @@ async function dateDone(id: string): Promise<number> {
 function succeededIds(output: string, name: string): string[] {
   const re = new RegExp(`Task ${name.replace(/\./g, '\\.')}\\[([0-9a-f-]{36})\\] succeeded`, 'g');
   return [...output.matchAll(re)].map((m) => m[1]!);
-}
-
-/** Log lines are written asynchronously to the results: wait for them rather than race. */
-async function waitForOutput(pattern: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!worker.output().includes(pattern)) {
-    if (Date.now() > deadline) throw new Error(`worker never logged ${pattern}; output:\n${worker.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 beforeAll(async () => {
@@ -168,7 +124,7 @@ describe('expires', () => {
     expect(meta).toMatchObject({ state: 'REVOKED', ready: true, info: { exc_type: 'TaskRevokedError', exc_message: 'expired' } });
     // A task sent afterwards completes, and still nothing ran the expired one.
     expect(await py<SendReply>({ op: 'send', task: 'demo.add', args: [5, 5], wait: true, timeout: 10 })).toMatchObject({ result: 10 });
-    await waitForOutput(`Discarding revoked task: demo.echo[${id}]`);
+    await worker.waitForOutput(`Discarding revoked task: demo.echo[${id}]`);
     expect(worker.output()).not.toMatch(new RegExp(`Task demo\\.echo\\[${id}\\] succeeded`));
     expect((await py<{ state: string }>({ op: 'state', id })).state).toBe('REVOKED');
   }

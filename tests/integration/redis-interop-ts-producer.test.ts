@@ -31,14 +31,6 @@ async function rawMeta(id: string): Promise<Record<string, unknown>> {
   return JSON.parse(raw) as Record<string, unknown>;
 }
 
-/** Log lines are written after the result is stored: wait for them rather than race. */
-async function waitForOutput(handle: ProcessHandle, pattern: RegExp, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(handle.output())) {
-    if (Date.now() > deadline) throw new Error(`never logged ${pattern}; output:\n${handle.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function caught(p: Promise<unknown>): Promise<unknown> {
   try {
@@ -80,7 +72,7 @@ describe('Celeriac producer -> Python Celery worker -> Celeriac AsyncResult', ()
     expect(await res.info()).toBe(5);
     const kw = await app.sendTask<number>('py.add', [], { x: 2, y: 40 }, { queue: PY_QUEUE });
     expect(await kw.get({ timeout: 20 })).toBe(42);
-    await waitForOutput(pyWorker, new RegExp(`Task py\\.add\\[${res.id}\\] succeeded`));
+    await pyWorker.waitForOutput(new RegExp(`Task py\\.add\\[${res.id}\\] succeeded`));
   });
 
   it('py.echo round-trips a nested, unicode payload', async () => {
@@ -128,7 +120,7 @@ describe('Celeriac producer -> Python Celery worker -> Celeriac AsyncResult', ()
     expect(Date.now() - sentAt).toBeGreaterThanOrEqual(1800);
     const meta = await rawMeta(res.id);
     expect(pyDateMs(meta.date_done as string) - sentAt).toBeGreaterThanOrEqual(1800);
-    await waitForOutput(pyWorker, new RegExp(`Task py\\.echo\\[${res.id}\\] received`));
+    await pyWorker.waitForOutput(new RegExp(`Task py\\.echo\\[${res.id}\\] received`));
   });
 
   it('serializer msgpack from TS: the Python worker decodes it', async () => {
@@ -157,7 +149,7 @@ describe('Celeriac producer -> Celeriac worker', () => {
     const res = await app.sendTask<number>('demo.add', [2, 3]);
     expect(await res.get({ timeout: 20 })).toBe(5);
     expect(await res.state()).toBe('SUCCESS');
-    await waitForOutput(worker, new RegExp(`Task demo\\.add\\[${res.id}\\] succeeded`));
+    await worker.waitForOutput(new RegExp(`Task demo\\.add\\[${res.id}\\] succeeded`));
 
     const failed = await app.sendTask('demo.fail', ['kaput']);
     const err = await caught(failed.get({ timeout: 20 }));
@@ -180,6 +172,6 @@ describe('Celeriac producer -> Celeriac worker', () => {
     expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(value).toBe('5');
     expect(await rawMeta(id)).toMatchObject({ status: 'SUCCESS', result: 5, task_id: id });
-    await waitForOutput(worker, new RegExp(`Task demo\\.add\\[${id}\\] succeeded`));
+    await worker.waitForOutput(new RegExp(`Task demo\\.add\\[${id}\\] succeeded`));
   });
 });
