@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { appFromConfig, workerOptionsFromConfig } from '../app/fromConfig';
 import { loadTaskModule } from '../app/loadTasks';
 import { Worker } from '../worker/worker';
-import { WorkerEvents } from '../events';
+import { attachTaskEvents, SOFTWARE_INFO, WorkerEvents } from '../events';
+import { RemoteControl } from '../control';
 import { expandNodeName } from '../worker/hostname';
 import { maskUrl } from '../log/mask';
 import { commonOverrides, loadOrExit, loggerFor, type CommonFlags } from './options';
@@ -104,7 +105,37 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
   const removePidfile = pidfile ? writePidfile(pidfile) : () => undefined;
 
   const worker = new Worker(app, options);
-  const events = new WorkerEvents(worker, { taskEvents: config.celery.worker_send_task_events, heartbeat: !flags.withoutHeartbeat, logger: log });
+  // Task events are attached here rather than by WorkerEvents so remote control can switch them.
+  const events = new WorkerEvents(worker, { taskEvents: false, heartbeat: !flags.withoutHeartbeat, logger: log });
+  let detachTaskEvents: (() => void) | null = config.celery.worker_send_task_events ? attachTaskEvents(worker, events.dispatcher) : null;
+  const control = new RemoteControl({
+    worker,
+    hostname: options.hostname,
+    clock: events.dispatcher.clock,
+    log,
+    conf: () =>
+      Object.fromEntries(
+        Object.entries(config.celery).map(([k, v]) => [k, typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? maskUrl(v) : v]),
+      ),
+    events: {
+      enable: () => {
+        if (detachTaskEvents) return false;
+        detachTaskEvents = attachTaskEvents(worker, events.dispatcher);
+        return true;
+      },
+      disable: () => {
+        if (!detachTaskEvents) return false;
+        detachTaskEvents();
+        detachTaskEvents = null;
+        return true;
+      },
+      heartbeat: () => void events.dispatcher.send('worker-heartbeat', { freq: 5, ...SOFTWARE_INFO }),
+    },
+    shutdown: () => {
+      log.warn('worker: Warm shutdown (remote control)');
+      void stop();
+    },
+  });
   log.info(
     `celeriac ${options.hostname} v0.1.0: broker ${maskUrl(config.celery.broker_url)}, results ${maskUrl(config.celery.result_backend || 'disabled')}, ` +
       `concurrency ${options.concurrency} (async), queues ${options.queues.join(',')}, tasks ${[...app.tasks.keys()].sort().join(', ')}`,
@@ -126,7 +157,9 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     (stopping ??= (async () => {
       // Celery's order: the heart stops (worker-offline) before running tasks drain.
       await events.stopHeart();
+      await control.stop();
       await worker.shutdown('warm');
+      detachTaskEvents?.();
       events.close();
       await worker.close();
       removePidfile();
@@ -143,6 +176,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     process.exit(1);
   });
   await events.start();
+  await control.start().catch((err: Error) => log.error(`remote control could not start: ${err.message}`));
 }
 
 export function addWorkerCommand(program: Command): void {

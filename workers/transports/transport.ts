@@ -55,7 +55,7 @@ export type DeliveryHandler = (delivery: Delivery) => void;
 export interface BroadcastExchange {
   name: string;
   /** AMQP exchange type; Redis ignores it (kombu turns such exchanges into PUB/SUB fanout there). */
-  type: 'topic' | 'fanout';
+  type: 'topic' | 'fanout' | 'direct';
   durable: boolean;
   autoDelete?: boolean;
 }
@@ -83,6 +83,19 @@ export interface Transport {
    * confirm. Absent where the transport has no such path (filesystem).
    */
   broadcast?(exchange: BroadcastExchange, routingKey: string, message: BrokerMessage): Promise<void>;
+  /**
+   * Listen on a fanout exchange (Celery's `celery.pidbox` remote control) as kombu's Node does:
+   * Redis SUBSCRIBEs to the exchange's PUB/SUB channel, AMQP declares `queue` (non-durable,
+   * exclusive, auto-delete, with `arguments`) bound to the exchange and consumes it without acks.
+   * Resolves once listening; the returned function stops listening.
+   */
+  subscribeBroadcast?(
+    exchange: BroadcastExchange,
+    queue: { name: string; arguments?: Record<string, unknown> },
+    onMessage: (message: BrokerMessage) => void,
+  ): Promise<() => Promise<void>>;
+  /** Declare an exchange before publishing to it (kombu's maybe_declare); absent where not needed (Redis). */
+  declareExchange?(exchange: BroadcastExchange): Promise<void>;
   /**
    * False once a delivery can no longer be acked because its connection died and the broker has
    * already put the message back (AMQP): a worker must then not start it. Absent = always live.

@@ -42,6 +42,8 @@ interface Job {
   acked: boolean;
   /** Copies of this message the broker redelivered while it ran here (acked when it ends). */
   redeliveries: Delivery[];
+  /** Seconds since the epoch when it started running (Celery's Request.time_start). */
+  timeStart?: number;
 }
 
 type Phase = 'created' | 'running' | 'warm' | 'cold' | 'stopped';
@@ -123,7 +125,7 @@ export class Worker extends EventEmitter {
     const job: Job = { delivery, request, def, options: this.app.taskOptions(def), controller: null, acked: false, redeliveries: [] };
     if (this.logInfo) this.log.info(`Task ${request.task}[${request.id}] received`);
     this.emit('task-received', job.request);
-    if (this.isExpired(job)) return;
+    if (this.isExpired(job) || this.discardIfRevoked(job)) return;
     const delay = request.eta ? request.eta.getTime() - Date.now() : 0;
     if (delay > 0) this.holdEta(job, delay);
     else this.enqueue(job);
@@ -157,7 +159,7 @@ export class Worker extends EventEmitter {
     const fire = (): void => {
       this.etaTimers.delete(job);
       this.transport.setPrefetch(this.basePrefetch && this.basePrefetch + this.etaTimers.size);
-      if (this.phase === 'running' && !this.isStale(job) && !this.isExpired(job)) this.enqueue(job);
+      if (this.phase === 'running' && !this.isStale(job) && !this.isExpired(job) && !this.discardIfRevoked(job)) this.enqueue(job);
     };
     // setTimeout caps at ~24.8 days; longer ETAs re-arm.
     const arm = (ms: number): NodeJS.Timeout =>
@@ -177,7 +179,7 @@ export class Worker extends EventEmitter {
   private pump(): void {
     while (this.phase === 'running' && this.active.size < this.options.concurrency && this.ready.length) {
       const job = this.ready.shift()!;
-      if (this.isStale(job)) continue;
+      if (this.isStale(job) || this.discardIfRevoked(job)) continue;
       void this.run(job);
     }
   }
@@ -197,6 +199,7 @@ export class Worker extends EventEmitter {
   private async run(job: Job): Promise<void> {
     this.active.add(job);
     this.activeById.set(job.request.id, job);
+    job.timeStart = Date.now() / 1000;
     const { request, options, def } = job;
     const controller = (): AbortController => (job.controller ??= new AbortController());
     try {
@@ -243,6 +246,7 @@ export class Worker extends EventEmitter {
       this.activeById.delete(request.id);
       for (const copy of job.redeliveries) void this.settle(copy, 'ack');
       this.processed++;
+      this.totals.set(request.task, (this.totals.get(request.task) ?? 0) + 1);
       if (this.active.size === 0) this.drained?.();
       this.pump();
     }
@@ -278,6 +282,13 @@ export class Worker extends EventEmitter {
       return;
     }
     const failure = retry; // autoRetry returns the error to fail with when it does not retry
+    if (failure instanceof TaskRevokedError && this.revokedIds.has(request.id)) {
+      // Terminated by a remote revoke: REVOKED, as Celery stores it.
+      if (!this.ignoresResult(job)) await this.storeState(request, 'REVOKED', serializeException(failure), null, job.delivery);
+      this.emit('task-revoked', { request, expired: false, terminated: true });
+      if (!job.acked) await this.settle(job.delivery, 'ack');
+      return;
+    }
     const exc = serializeException(failure);
     const traceback = formatTraceback(failure);
     this.log.error(`Task ${request.task}[${request.id}] raised unexpected: ${exc.exc_type}(${exc.exc_message.map((m) => pyRepr(m)).join(', ')})`);
@@ -374,6 +385,82 @@ export class Worker extends EventEmitter {
     } catch (err) {
       this.log.error(`could not ${how} message ${delivery.deliveryTag}: ${(err as Error).message}`);
     }
+  }
+
+  // ---- remote control (read by workers/control) ----
+
+  /** Task ids revoked on this worker (Celery's worker_state.revoked), oldest first. */
+  private readonly revokedIds = new Set<string>();
+  /** Tasks run, by name (Celery's worker_state.total_count). */
+  private readonly totals = new Map<string, number>();
+  private readonly startedAt = Date.now();
+
+  /** A view of one held request, for inspect active/reserved/scheduled/query_task. */
+  controlRequests(): { state: 'active' | 'reserved' | 'scheduled'; request: TaskRequest; delivery: Delivery; acked: boolean; timeStart: number | null }[] {
+    const view = (state: 'active' | 'reserved' | 'scheduled', j: Job) => ({ state, request: j.request, delivery: j.delivery, acked: j.acked, timeStart: j.timeStart ?? null });
+    return [
+      ...[...this.active].map((j) => view('active', j)),
+      ...this.ready.map((j) => view('reserved', j)),
+      ...[...this.etaTimers.keys()].map((j) => view('scheduled', j)),
+    ];
+  }
+
+  get revokedTaskIds(): readonly string[] {
+    return [...this.revokedIds];
+  }
+
+  get taskTotals(): ReadonlyMap<string, number> {
+    return this.totals;
+  }
+
+  get uptimeSeconds(): number {
+    return Math.floor((Date.now() - this.startedAt) / 1000);
+  }
+
+  get currentPrefetch(): number {
+    return this.basePrefetch && this.basePrefetch + this.etaTimers.size;
+  }
+
+  /**
+   * Celery's revoke: remember the ids (reserved and ETA tasks with them are discarded as REVOKED
+   * before they run, now or when they arrive); terminate=true aborts a running one's signal.
+   * Returns the ids of the running tasks it terminated.
+   */
+  revoke(ids: readonly string[], terminate = false): string[] {
+    for (const id of ids) this.revokedIds.add(id);
+    while (this.revokedIds.size > 50_000) this.revokedIds.delete(this.revokedIds.values().next().value as string);
+    for (const [job, timer] of [...this.etaTimers]) {
+      if (!this.revokedIds.has(job.request.id)) continue;
+      clearTimeout(timer);
+      this.etaTimers.delete(job);
+      this.transport.setPrefetch(this.basePrefetch && this.basePrefetch + this.etaTimers.size);
+      this.discardIfRevoked(job);
+    }
+    for (let i = this.ready.length - 1; i >= 0; i--) {
+      const job = this.ready[i]!;
+      if (this.discardIfRevoked(job)) this.ready.splice(i, 1);
+    }
+    const terminated: string[] = [];
+    if (terminate) {
+      for (const id of ids) {
+        const job = this.activeById.get(id);
+        if (!job) continue;
+        (job.controller ??= new AbortController()).abort(new TaskRevokedError('terminated'));
+        terminated.push(id);
+      }
+    }
+    return terminated;
+  }
+
+  /** A revoked task that has not started: store REVOKED, ack, never run it (Celery's Request.revoked()). */
+  private discardIfRevoked(job: Job): boolean {
+    if (!this.revokedIds.has(job.request.id)) return false;
+    this.log.info(`Discarding revoked task: ${job.request.task}[${job.request.id}]`);
+    const exc = serializeException(new TaskRevokedError('revoked'));
+    void this.storeState(job.request, 'REVOKED', exc, null, job.delivery);
+    void this.settle(job.delivery, 'ack');
+    this.emit('task-revoked', { request: job.request, expired: false });
+    return true;
   }
 
   // ---- shutdown ----

@@ -36,6 +36,13 @@ interface AmqpDelivery extends Delivery {
 
 const MAX_BACKOFF_MS = 30_000;
 
+interface BroadcastListener {
+  exchange: BroadcastExchange;
+  queue: { name: string; arguments?: Record<string, unknown> };
+  onMessage: (message: BrokerMessage) => void;
+  channel: Channel | null;
+}
+
 export class AmqpTransport implements Transport {
   readonly kind = 'amqp';
   private model: ChannelModel | null = null;
@@ -52,6 +59,8 @@ export class AmqpTransport implements Transport {
   /** Quorum queues reject global QoS: once one is declared, prefetch is set per consumer. */
   private perConsumerQos = false;
   private writes = new WriteBatcher(null);
+  /** Fanout listeners (remote control), set up again on every new connection. */
+  private readonly listeners = new Set<BroadcastListener>();
 
   constructor(private readonly opts: AmqpTransportOptions) {}
 
@@ -96,6 +105,7 @@ export class AmqpTransport implements Transport {
     for (const q of this.declared.values()) await this.declareOn(model, q);
     await this.applyQos();
     if (this.consuming) await this.startConsumers(this.consuming.queues, this.consuming.onDelivery);
+    for (const l of this.listeners) await this.listenOn(model, l);
   }
 
   private onConnectionLost(generation: number): void {
@@ -268,6 +278,50 @@ export class AmqpTransport implements Transport {
     if (!model || !ch) throw new Error('amqp transport is not connected');
     await ensureExchange(model, exchange, this.opts.logger);
     ch.publish(exchange.name, routingKey, message.body, publishOptions(message));
+  }
+
+  /**
+   * kombu's pidbox Node: a non-durable, exclusive, auto-delete queue bound to the fanout exchange
+   * (declared non-durable, as kombu's Mailbox does), consumed with no_ack on a channel of its own.
+   */
+  async subscribeBroadcast(
+    exchange: BroadcastExchange,
+    queue: { name: string; arguments?: Record<string, unknown> },
+    onMessage: (message: BrokerMessage) => void,
+  ): Promise<() => Promise<void>> {
+    await this.ready;
+    const model = this.model;
+    if (!model) throw new Error('amqp transport is not connected');
+    const listener: BroadcastListener = { exchange, queue, onMessage, channel: null };
+    this.listeners.add(listener);
+    await this.listenOn(model, listener);
+    return async () => {
+      this.listeners.delete(listener);
+      await listener.channel?.close().catch(() => undefined);
+      listener.channel = null;
+    };
+  }
+
+  private async listenOn(model: ChannelModel, l: BroadcastListener): Promise<void> {
+    const ch = await model.createChannel();
+    ch.on('error', (err: Error) => this.opts.logger?.warn(`amqp ${l.exchange.name} channel error: ${err.message}`));
+    await ch.assertExchange(l.exchange.name, l.exchange.type, { durable: l.exchange.durable, autoDelete: l.exchange.autoDelete ?? false });
+    await ch.assertQueue(l.queue.name, { durable: false, exclusive: true, autoDelete: true, arguments: l.queue.arguments ?? {} });
+    await ch.bindQueue(l.queue.name, l.exchange.name, '');
+    await ch.consume(
+      l.queue.name,
+      (msg) => {
+        if (msg) l.onMessage(this.toDelivery(msg, l.queue.name, this.generation).message);
+      },
+      { noAck: true, exclusive: true },
+    );
+    l.channel = ch;
+  }
+
+  async declareExchange(exchange: BroadcastExchange): Promise<void> {
+    await this.ready;
+    if (!this.model) throw new Error('amqp transport is not connected');
+    await ensureExchange(this.model, exchange, this.opts.logger);
   }
 
   async close(): Promise<void> {

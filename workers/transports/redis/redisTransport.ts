@@ -159,6 +159,36 @@ export class RedisTransport implements Transport {
     await this.client.publish(fanoutChannel(this.fanout, exchange.name, routingKey), JSON.stringify(env));
   }
 
+  /**
+   * kombu's fanout consumer: PSUBSCRIBE to the exchange's channel (routing key '' as kombu's
+   * Node binds it) on a connection of its own, each message an envelope like a queued one.
+   */
+  async subscribeBroadcast(
+    exchange: BroadcastExchange,
+    _queue: { name: string; arguments?: Record<string, unknown> },
+    onMessage: (message: BrokerMessage) => void,
+  ): Promise<() => Promise<void>> {
+    const sub = this.client.duplicate();
+    sub.on('error', () => undefined); // the main client logs the outage once
+    const channel = fanoutChannel(this.fanout, exchange.name, '');
+    sub.on('pmessageBuffer', (_pattern: Buffer, _channel: Buffer, data: Buffer) => {
+      let message: BrokerMessage;
+      try {
+        message = envelopeToMessage(decodeEnvelope(data.toString('utf8')));
+      } catch (err) {
+        this.warn(`dropped a malformed ${exchange.name} broadcast: ${(err as Error).message}`);
+        return;
+      }
+      onMessage(message);
+    });
+    await sub.connect();
+    await sub.psubscribe(channel);
+    return async () => {
+      await sub.punsubscribe(channel).catch(() => undefined);
+      sub.disconnect();
+    };
+  }
+
   /** Messages waiting in a queue (all priority steps), kombu's _size. */
   async size(queue: string): Promise<number> {
     const m = this.client.multi();
