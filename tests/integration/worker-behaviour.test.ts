@@ -201,3 +201,13 @@ it('a copy redelivered while the task still runs here is not run twice, and both
   expect(t.logs.some((l) => l.includes('redelivered while running here'))).toBe(true);
   await t.stop();
 });
+
+it('every ack reaches Redis under load: nothing is left in unacked after a burst', async () => {
+  const t = await rig((app) => app.task('t.quick', (i: number) => i), { concurrency: 50, prefetchMultiplier: 4 });
+  const sent = await Promise.all(Array.from({ length: 2000 }, (_, i) => t.producer.sendTask('t.quick', [i])));
+  await Promise.all(sent.map((s) => s.get({ timeout: 30 })));
+  for (let i = 0; i < 40 && (await t.broker.hlen('unacked')) > 0; i++) await sleep(50);
+  expect(await t.broker.hlen('unacked')).toBe(0);
+  expect(await t.broker.zcard('unacked_index')).toBe(0);
+  await t.stop();
+});

@@ -57,6 +57,7 @@ export class RedisTransport implements Transport {
   private loopDone: Promise<void> = Promise.resolve();
   private creditWaiter: (() => void) | null = null;
   private pendingAcks: string[] = [];
+  private acksInFlight = 0;
   private ackFlush: Promise<void> | null = null;
   private timers: NodeJS.Timeout[] = [];
   private queueOffset = 0;
@@ -213,7 +214,7 @@ export class RedisTransport implements Transport {
   private async loop(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
     while (this.consuming) {
       // Acks not yet flushed still count: Redis sees them as unacked until the flush lands.
-      const outstanding = this.held.size + this.pendingAcks.length;
+      const outstanding = this.held.size + this.pendingAcks.length + this.acksInFlight;
       const credit = this.prefetch === 0 ? MAX_BATCH : Math.min(MAX_BATCH, this.prefetch - outstanding);
       if (credit <= 0) {
         await new Promise<void>((resolve) => (this.creditWaiter = resolve));
@@ -304,11 +305,20 @@ export class RedisTransport implements Transport {
 
   private async flushAcks(): Promise<void> {
     this.ackFlush = null;
+    // Take the tags out before awaiting: a second flush started meanwhile must not send or drop
+    // the same ones (it once spliced away acks it had never sent).
     while (this.pendingAcks.length) {
-      const tags = this.pendingAcks.slice(0, MAX_BATCH);
-      await ACK.run(this.client, [this.keys.unacked, this.keys.unackedIndex], tags);
-      this.pendingAcks.splice(0, tags.length);
-      this.wakeForCredit();
+      const tags = this.pendingAcks.splice(0, MAX_BATCH);
+      this.acksInFlight += tags.length;
+      try {
+        await ACK.run(this.client, [this.keys.unacked, this.keys.unackedIndex], tags);
+      } catch (err) {
+        this.pendingAcks.unshift(...tags);
+        throw err;
+      } finally {
+        this.acksInFlight -= tags.length;
+        this.wakeForCredit();
+      }
     }
   }
 
