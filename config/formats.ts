@@ -105,6 +105,14 @@ const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
             isStr((q as { name?: unknown }).name) &&
             [undefined, 'direct', 'topic', 'fanout'].includes((q as { exchange_type?: string }).exchange_type),
         )),
+    // From the environment as JSON (CELERIAC_TASK_QUEUES='[{"name": "reports", ...}]').
+    coerce: (raw) => {
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        return raw;
+      }
+    },
   },
   [FORMAT.queueType]: oneOf(['classic', 'quorum']),
   [FORMAT.maxPriority]: {

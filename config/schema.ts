@@ -46,7 +46,7 @@ export const schema: convict.Schema<Config> = {
     result_expires: key(FORMAT.seconds, 'Seconds results are kept; 0 = never expire'),
     result_extended: key(FORMAT.boolean, 'Store task name, args, worker, ... with results', { env: 'CELERIAC_RESULT_EXTENDED' }),
     task_default_queue: key(FORMAT.name, 'Queue used when a task has no route'),
-    task_queues: key(FORMAT.queueDefinitions, 'Queues with their exchanges (null = one per -Q name)'),
+    task_queues: key(FORMAT.queueDefinitions, 'Queues with their exchanges (null = one per -Q name)', { env: 'CELERIAC_TASK_QUEUES' }),
     task_create_missing_queue_type: key(FORMAT.queueType, 'classic or quorum, for queues not in task_queues', { env: 'CELERIAC_CREATE_MISSING_QUEUE_TYPE' }),
     task_queue_max_priority: key(FORMAT.maxPriority, 'x-max-priority of declared AMQP queues (null = none)', { env: 'CELERIAC_TASK_QUEUE_MAX_PRIORITY' }),
     task_acks_late: key(FORMAT.boolean, 'Ack after the task ran instead of before', { env: 'CELERIAC_TASK_ACKS_LATE' }),

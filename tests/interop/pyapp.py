@@ -55,6 +55,10 @@ def _config():
         reqs = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
         opts["cert_reqs"] = reqs[opts.get("cert_reqs", "required")]
         conf["broker_use_ssl"] = opts
+    # Producers declare the queues they send to: they must ask for the same queue type.
+    queue_type = os.environ.get("CREATE_MISSING_QUEUE_TYPE")
+    if queue_type:
+        conf["task_create_missing_queue_type"] = queue_type
     max_priority = os.environ.get("TASK_QUEUE_MAX_PRIORITY")
     if max_priority:
         conf["task_queue_max_priority"] = int(max_priority)
