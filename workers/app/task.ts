@@ -23,6 +23,8 @@ export interface TaskOptions {
   retry_jitter?: boolean;
   soft_time_limit?: number | null;
   time_limit?: number | null;
+  /** Celery's rate_limit: 'N/s', 'N/m', 'N/h' or a number (per second); null/0 = none. Over it, tasks wait. */
+  rate_limit?: string | number | null;
   serializer?: SerializerName;
   /**
    * Names of the positional parameters, so kwargs sent by Python bind by name

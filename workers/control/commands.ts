@@ -11,6 +11,7 @@ import { declarationFor } from '../worker/queues';
 import { buildMeta, serializeException } from '../backends/meta';
 import { TaskRevokedError } from '../app/errors';
 import { SOFTWARE_INFO } from '../events/heartbeat';
+import { TUNING_COMMANDS } from './tuning';
 
 export interface ControlLogger {
   info(msg: string): void;
@@ -317,4 +318,6 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = {
     ctx.log.warn(typeof args.msg === 'string' ? args.msg : 'Got shutdown from remote');
     return ok('shutdown');
   },
+
+  ...TUNING_COMMANDS,
 };

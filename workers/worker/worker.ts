@@ -18,6 +18,10 @@ import { runWithLimits } from './execute';
 import { createContext } from './context';
 import { exponentialBackoff } from './backoff';
 import { declarationFor, type QueuePolicy } from './queues';
+import { parseRate, RateLimiter, type RateLimit } from './rate';
+
+/** Most extra prefetch granted to tasks waiting for a rate-limit token. */
+const MAX_THROTTLED_EXTRA = 1000;
 
 const DEFAULT_QUEUE_POLICY: QueuePolicy = { definitions: null, maxPriority: null, missingQueueType: 'classic' };
 
@@ -55,7 +59,14 @@ export class Worker extends EventEmitter {
   private readonly active = new Set<Job>();
   private readonly activeById = new Map<string, Job>();
   private readonly etaTimers = new Map<Job, NodeJS.Timeout>();
+  /** Tasks over their rate_limit, waiting for a token (their messages stay reserved). */
+  private readonly limiter = new RateLimiter<Job>((job) => this.admit(job));
+  /** Limits set live by the time_limit / rate_limit control commands, by task name. */
+  private readonly timeLimitOverrides = new Map<string, { soft: number | null; hard: number | null }>();
+  private readonly rateOverrides = new Map<string, number>();
   private phase: Phase = 'created';
+  /** The prefetch count last given to the transport. */
+  private prefetchSet = -1;
   private drained: (() => void) | null = null;
   private readonly accept: ReadonlySet<SerializerName>;
   private readonly log: AppLogger;
@@ -77,7 +88,7 @@ export class Worker extends EventEmitter {
   }
 
   get reservedCount(): number {
-    return this.ready.length + this.etaTimers.size;
+    return this.ready.length + this.etaTimers.size + this.limiter.size;
   }
 
   private get basePrefetch(): number {
@@ -92,6 +103,7 @@ export class Worker extends EventEmitter {
       await this.transport.declareQueue(declarationFor(q, this.options.queuePolicy ?? DEFAULT_QUEUE_POLICY));
     }
     this.phase = 'running';
+    this.prefetchSet = this.basePrefetch;
     this.transport.setPrefetch(this.basePrefetch);
     await this.transport.consume(this.options.queues, (d) => this.onDelivery(d));
     this.log.info(`${this.options.hostname} ready.`);
@@ -154,11 +166,9 @@ export class Worker extends EventEmitter {
   }
 
   private holdEta(job: Job, delay: number): void {
-    // The message stays unacked while it waits, so raise prefetch by one to keep the slots working.
-    this.transport.setPrefetch(this.basePrefetch && this.basePrefetch + this.etaTimers.size + 1);
     const fire = (): void => {
       this.etaTimers.delete(job);
-      this.transport.setPrefetch(this.basePrefetch && this.basePrefetch + this.etaTimers.size);
+      this.syncPrefetch();
       if (this.phase === 'running' && !this.isStale(job) && !this.isExpired(job) && !this.discardIfRevoked(job)) this.enqueue(job);
     };
     // setTimeout caps at ~24.8 days; longer ETAs re-arm.
@@ -169,11 +179,47 @@ export class Worker extends EventEmitter {
         else fire();
       }, Math.min(ms, 2 ** 31 - 1));
     this.etaTimers.set(job, arm(delay));
+    // The message stays unacked while it waits, so raise prefetch by one to keep the slots working.
+    this.syncPrefetch();
   }
 
+  /** Through the task's rate limit (at once when it has none) into the ready line. */
   private enqueue(job: Job): void {
+    const name = job.request.task;
+    const rate = this.rateOverrides.get(name) ?? this.optionRate(job);
+    const before = this.limiter.size;
+    this.limiter.submit(name, rate, job);
+    if (this.limiter.size !== before) this.syncPrefetch();
+  }
+
+  /** The task's own rate_limit; a bad one is logged and ignored rather than failing its tasks. */
+  private optionRate(job: Job): number {
+    try {
+      return parseRate(job.options.rate_limit);
+    } catch (err) {
+      this.log.warn(`Task ${job.request.task}: invalid rate_limit ignored: ${(err as Error).message}`);
+      return 0;
+    }
+  }
+
+  /** A job that got its token (or needs none). */
+  private admit(job: Job): void {
+    if (this.phase !== 'running') return; // shutdown already gave its message back
     this.ready.push(job);
+    this.syncPrefetch();
     this.pump();
+  }
+
+  /**
+   * concurrency × prefetch_multiplier, plus one for each task held without a slot (ETA, or waiting
+   * for a rate-limit token): those messages stay unacked, and must not starve the other tasks.
+   */
+  private syncPrefetch(): void {
+    const count = this.currentPrefetch;
+    // Called for every admitted task: only tell the transport about a change.
+    if (this.phase !== 'running' || count === this.prefetchSet) return;
+    this.prefetchSet = count;
+    this.transport.setPrefetch(count);
   }
 
   private pump(): void {
@@ -224,9 +270,11 @@ export class Worker extends EventEmitter {
         signal: () => controller().signal,
         updateState: (state, meta) => this.storeState(request, state, meta, null, job.delivery),
       });
+      // The message's own limits first, then the task's (as set live by the time_limit command).
+      const live = this.timeLimitOverrides.get(request.task);
       const limits = {
-        soft: request.timeLimit[0] ?? options.soft_time_limit ?? null,
-        hard: request.timeLimit[1] ?? options.time_limit ?? null,
+        soft: request.timeLimit[0] ?? (live ? live.soft : options.soft_time_limit) ?? null,
+        hard: request.timeLimit[1] ?? (live ? live.hard : options.time_limit) ?? null,
       };
       const started = performance.now();
       const outcome = await runWithLimits(
@@ -401,6 +449,7 @@ export class Worker extends EventEmitter {
     return [
       ...[...this.active].map((j) => view('active', j)),
       ...this.ready.map((j) => view('reserved', j)),
+      ...this.limiter.pending().map((j) => view('reserved', j)),
       ...[...this.etaTimers.keys()].map((j) => view('scheduled', j)),
     ];
   }
@@ -418,7 +467,35 @@ export class Worker extends EventEmitter {
   }
 
   get currentPrefetch(): number {
-    return this.basePrefetch && this.basePrefetch + this.etaTimers.size;
+    // Rate-limited waiters raise prefetch too, so unthrottled tasks still get through beside them
+    // (Celery lets them take slots instead) — but by a bounded amount: a backlog of throttled
+    // tasks must not be pulled into memory whole.
+    const throttled = Math.min(this.limiter.size, Math.max(this.basePrefetch, MAX_THROTTLED_EXTRA));
+    return this.basePrefetch && this.basePrefetch + this.etaTimers.size + throttled;
+  }
+
+  /**
+   * pool_grow / pool_shrink: the async pool is only a limit, so this sets it (at least 1), follows
+   * with prefetch and starts waiting tasks at once. Running tasks over a lowered limit finish.
+   */
+  resize(delta: number): number {
+    this.options.concurrency = Math.max(1, this.options.concurrency + Math.trunc(delta));
+    this.syncPrefetch();
+    this.pump();
+    return this.options.concurrency;
+  }
+
+  /** The time_limit command: limits for tasks of this name started from now on (null = none). */
+  setTimeLimits(name: string, soft: number | null, hard: number | null): void {
+    this.timeLimitOverrides.set(name, { soft, hard });
+  }
+
+  /** The rate_limit command: a new rate for this name (throws on a bad rate); 0/null switches it off. */
+  setRateLimit(name: string, limit: RateLimit): void {
+    const perSecond = parseRate(limit);
+    this.rateOverrides.set(name, perSecond);
+    this.limiter.setRate(name, perSecond);
+    this.syncPrefetch();
   }
 
   /**
@@ -433,9 +510,10 @@ export class Worker extends EventEmitter {
       if (!this.revokedIds.has(job.request.id)) continue;
       clearTimeout(timer);
       this.etaTimers.delete(job);
-      this.transport.setPrefetch(this.basePrefetch && this.basePrefetch + this.etaTimers.size);
+      this.syncPrefetch();
       this.discardIfRevoked(job);
     }
+    if (this.limiter.remove((job) => this.revokedIds.has(job.request.id)).map((job) => this.discardIfRevoked(job)).length) this.syncPrefetch();
     for (let i = this.ready.length - 1; i >= 0; i--) {
       const job = this.ready[i]!;
       if (this.discardIfRevoked(job)) this.ready.splice(i, 1);
@@ -481,6 +559,7 @@ export class Worker extends EventEmitter {
     this.phase = 'warm';
     for (const t of this.etaTimers.values()) clearTimeout(t);
     this.etaTimers.clear();
+    this.limiter.clear();
     this.ready.length = 0;
     // Wait for running tasks to finish — or for a cold shutdown, which resolves this at once, even
     // while stopConsuming() is still waiting for a blocked poll to return.
