@@ -21,6 +21,16 @@ const CLAIM = LuaScript.fromFile('claim', join(COMMANDS, 'claim.lua'));
 const RESTORE = LuaScript.fromFile('restore', join(COMMANDS, 'restore.lua'));
 const ACK = LuaScript.fromFile('ack', join(COMMANDS, 'ack.lua'));
 
+/** How long each shutdown step may wait for Redis before giving up (ms). */
+const SHUTDOWN_STEP_MS = 3000;
+
+/** True when `p` settled within `ms`; false when it is still pending (it is left to itself). */
+function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  return Promise.race([p.then(() => true, () => true), timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Most messages claimed per round trip (also bounds Lua's unpack() of ack batches). */
 const MAX_BATCH = 500;
 
@@ -116,7 +126,8 @@ export class RedisTransport implements Transport {
     this.wakeForCredit();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await this.loopDone;
+    // Normally the loop ends within one poll; with Redis down its command never returns.
+    await settledWithin(this.loopDone, SHUTDOWN_STEP_MS);
   }
 
   async ack(delivery: Delivery): Promise<void> {
@@ -184,10 +195,9 @@ export class RedisTransport implements Transport {
     });
     await sub.connect();
     await sub.psubscribe(channel);
-    return async () => {
-      await sub.punsubscribe(channel).catch(() => undefined);
-      sub.disconnect();
-    };
+    // Dropping the connection ends the subscription; a PUNSUBSCRIBE would wait forever while
+    // Redis is down (commands queue until it is back).
+    return async () => sub.disconnect();
   }
 
   /** Messages waiting in a queue (all priority steps), kombu's _size. */
@@ -200,11 +210,17 @@ export class RedisTransport implements Transport {
 
   async close(): Promise<void> {
     await this.stopConsuming();
-    await this.flushAcks();
+    // With Redis unreachable these cannot finish: give up after a while rather than hang the
+    // shutdown. Nothing is lost: unsent acks and unrestored messages stay in `unacked`, and any
+    // worker restores them after visibility_timeout.
+    if (!(await settledWithin(this.flushAcks(), SHUTDOWN_STEP_MS))) this.warn('acks not flushed at close: Redis did not answer');
     // kombu restores unacked messages when a channel closes (restore_at_shutdown).
     const held = [...this.held.values()];
     this.held.clear();
-    for (const h of held) await this.restore(h.envelope, [h.key], 'RPUSH').catch((e: Error) => this.warn(`restore at close failed: ${e.message}`));
+    const restoring = Promise.all(
+      held.map((h) => this.restore(h.envelope, [h.key], 'RPUSH').catch((e: Error) => this.warn(`restore at close failed: ${e.message}`))),
+    );
+    if (!(await settledWithin(restoring, SHUTDOWN_STEP_MS))) this.warn(`${held.length} held message(s) left for visibility_timeout: Redis did not answer`);
     this.blocking?.disconnect();
     await closeRedis(this.client);
   }
