@@ -120,7 +120,8 @@ function brokerInfo(ctx: ControlContext): Record<string, unknown> {
     virtual_host: transport === 'amqp' ? vhost || '/' : vhost || '0',
     port: url?.port ? Number(url.port) : null,
     insist: false,
-    ssl: url ? /s:$/.test(url.protocol) : false,
+    // Only the TLS schemes: a bare /s:$/ also matched 'redis:' and showed ssl: true for plain Redis in Flower.
+    ssl: url ? /^(rediss|amqps):$/.test(url.protocol) : false,
     transport,
     connect_timeout: 4,
     transport_options: ctx.worker.app.options.brokerTransportOptions,

@@ -1,0 +1,18 @@
+/** One task message held by this worker, from delivery until it is settled. */
+import type { Delivery } from '../transports/transport';
+import type { TaskRequest } from '../protocol/message';
+import type { TaskDefinition, TaskOptions } from '../app/task';
+
+export interface Job {
+  delivery: Delivery;
+  request: TaskRequest;
+  def: TaskDefinition;
+  options: TaskOptions;
+  /** Made on first use (time limit, this.signal): one per message costs noticeably at 40k/s. */
+  controller: AbortController | null;
+  acked: boolean;
+  /** Copies of this message the broker redelivered while it ran here (acked when it ends). */
+  redeliveries: Delivery[];
+  /** Seconds since the epoch when it started running (Celery's Request.time_start). */
+  timeStart?: number;
+}

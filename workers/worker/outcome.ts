@@ -1,0 +1,174 @@
+/**
+ * What happens after a task function returns or throws (celery/app/trace.py): store the result
+ * state, emit the task event, retry (re-publish), reject or ack the message.
+ */
+import type { Delivery, Transport } from '../transports/transport';
+import type { ResultBackend, TaskState } from '../backends/backend';
+import { buildMeta, formatTraceback, serializeException } from '../backends/meta';
+import { buildTaskMessage, type TaskRequest } from '../protocol/message';
+import { pyRepr } from '../protocol/repr';
+import type { Celeriac, AppLogger } from '../app/app';
+import type { TaskOptions } from '../app/task';
+import { Ignore, Reject, Retry, TaskRevokedError, WorkerLostError } from '../app/errors';
+import { exponentialBackoff } from './backoff';
+import type { Job } from './job';
+import type { RevokedSet } from './revoked';
+
+export type Settlement = 'ack' | 'reject' | 'requeue';
+
+export interface OutcomeDeps {
+  app: Celeriac;
+  hostname: string;
+  transport(): Transport;
+  backend(): ResultBackend | null;
+  revoked: RevokedSet;
+  emit(event: string, payload: unknown): void;
+  logInfo: boolean;
+}
+
+export class Outcomes {
+  private readonly log: AppLogger;
+
+  constructor(private readonly deps: OutcomeDeps) {
+    this.log = deps.app.log;
+  }
+
+  async success(job: Job, value: unknown, runtime: number): Promise<void> {
+    const { request } = job;
+    if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery);
+    if (this.deps.logInfo) this.log.info(`Task ${request.task}[${request.id}] succeeded in ${runtime}s: ${pyRepr(value)}`);
+    this.deps.emit('task-succeeded', { request, result: value, runtime });
+    if (!job.acked) await this.settle(job.delivery, 'ack');
+  }
+
+  async failure(job: Job, error: unknown, runtime: number): Promise<void> {
+    const { request } = job;
+    if (error instanceof Ignore) {
+      if (!job.acked) await this.settle(job.delivery, 'ack');
+      return;
+    }
+    if (error instanceof Reject) {
+      this.log.info(`Task ${request.task}[${request.id}] rejected: ${error.message} (requeue=${error.requeue})`);
+      if (!error.requeue) {
+        // Celery 5.7 (issue #4222): a message rejected for good is a FAILURE, not PENDING forever.
+        const exc = serializeException(error);
+        if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, formatTraceback(error), job.delivery);
+        this.deps.emit('task-failed', { request, exception: `Reject(${pyRepr(error.message)})`, runtime });
+      }
+      if (!job.acked) await this.settle(job.delivery, error.requeue ? 'requeue' : 'reject');
+      this.deps.emit('task-rejected', { request, requeue: error.requeue });
+      return;
+    }
+    const retry = error instanceof Retry ? error : autoRetry(job.options, request, error);
+    if (retry instanceof Retry) {
+      await this.republish(job, retry);
+      return;
+    }
+    const failure = retry; // autoRetry returns the error to fail with when it does not retry
+    if (failure instanceof TaskRevokedError && this.deps.revoked.has(request.id)) {
+      // Terminated by a remote revoke: REVOKED, as Celery stores it.
+      if (!ignoresResult(job)) await this.storeState(request, 'REVOKED', serializeException(failure), null, job.delivery);
+      this.deps.emit('task-revoked', { request, expired: false, terminated: true });
+      if (!job.acked) await this.settle(job.delivery, 'ack');
+      return;
+    }
+    if (failure instanceof WorkerLostError && job.options.acks_late && job.options.reject_on_worker_lost && !job.acked) {
+      // The pool child died under the task: give the message back, record nothing (Celery).
+      this.log.warn(`Task ${request.task}[${request.id}] ${failure.message}: message requeued (reject_on_worker_lost)`);
+      await this.settle(job.delivery, 'requeue');
+      return;
+    }
+    const exc = serializeException(failure);
+    const traceback = formatTraceback(failure);
+    this.log.error(`Task ${request.task}[${request.id}] raised unexpected: ${exc.exc_type}(${exc.exc_message.map((m) => pyRepr(m)).join(', ')})`);
+    // Celery's store_errors_even_if_ignored defaults to False: ignore_result skips failures too.
+    if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery);
+    this.deps.emit('task-failed', { request, exception: `${exc.exc_type}(${pyRepr(exc.exc_message[0] ?? '')})`, traceback, runtime });
+    if (!job.acked) await this.settle(job.delivery, 'ack');
+  }
+
+  /** Re-send the task with retries+1 (Celery's Task.retry), store RETRY, then ack the old message. */
+  private async republish(job: Job, retry: Retry): Promise<void> {
+    const { request, delivery } = job;
+    const { message } = buildTaskMessage(request.task, retry.spec.args ?? request.args, retry.spec.kwargs ?? request.kwargs, {
+      id: request.id,
+      retries: request.retries + 1,
+      countdown: retry.spec.countdown,
+      eta: retry.spec.eta ?? null,
+      expires: request.expires,
+      rootId: request.rootId,
+      parentId: request.parentId,
+      group: request.group,
+      groupIndex: request.groupIndex,
+      timeLimit: request.timeLimit,
+      ignoreResult: request.ignoreResult,
+      shadow: request.shadow,
+      replyTo: request.replyTo ?? undefined,
+      priority: Number(delivery.message.properties.priority ?? 0),
+      serializer: job.options.serializer ?? this.deps.app.options.taskSerializer,
+      embed: request.embed,
+    });
+    await this.deps.transport().publish({ message, exchange: delivery.exchange, routingKey: delivery.routingKey || delivery.queue });
+    const exc = retry.exc === undefined ? null : serializeException(retry.exc);
+    if (!ignoresResult(job)) await this.storeState(request, 'RETRY', exc, retry.exc ? formatTraceback(retry.exc) : null, delivery);
+    this.log.info(`Task ${request.task}[${request.id}] retry: ${retry.message}`);
+    this.deps.emit('task-retried', { request, reason: retry.message, retry });
+    if (!job.acked) await this.settle(delivery, 'ack');
+  }
+
+  async storeState(request: TaskRequest, state: TaskState, result: unknown, traceback: string | null, delivery: Delivery): Promise<void> {
+    const backend = this.deps.backend();
+    if (!backend) return;
+    const meta = buildMeta(request.id, state, result, {
+      traceback,
+      extended: this.deps.app.options.resultExtended,
+      request: {
+        task: request.task,
+        args: request.args,
+        kwargs: request.kwargs,
+        hostname: this.deps.hostname,
+        retries: request.retries,
+        queue: delivery.routingKey || delivery.queue,
+        group: request.group,
+        parentId: request.parentId,
+      },
+    });
+    try {
+      await backend.store(meta, { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id });
+    } catch (err) {
+      if (!(err instanceof TypeError || (err as Error).name === 'TypeError')) throw err;
+      // The result could not be encoded (BigInt, cycles): store that as the failure instead.
+      const encodeError = serializeException(Object.assign(new Error(`result is not serializable: ${(err as Error).message}`), { name: 'EncodeError' }));
+      await backend.store(buildMeta(request.id, 'FAILURE', encodeError, { traceback: null }));
+    }
+  }
+
+  async settle(delivery: Delivery, how: Settlement): Promise<void> {
+    try {
+      if (how === 'ack') await this.deps.transport().ack(delivery);
+      else await this.deps.transport().reject(delivery, how === 'requeue');
+    } catch (err) {
+      this.log.error(`could not ${how} message ${delivery.deliveryTag}: ${(err as Error).message}`);
+    }
+  }
+}
+
+export function ignoresResult(job: Job): boolean {
+  return job.request.ignoreResult || job.options.ignore_result === true;
+}
+
+/** autoretry_for: turn a matching error into a Retry (or the error itself when retries ran out). */
+export function autoRetry(options: TaskOptions, request: TaskRequest, error: unknown): unknown {
+  const list = options.autoretry_for;
+  if (!list?.length || !(error instanceof Error)) return error;
+  const matches = list.some((c) => (typeof c === 'string' ? c === error.name : error instanceof c));
+  if (!matches) return error;
+  const max = options.max_retries === undefined ? 3 : options.max_retries;
+  if (max !== null && request.retries >= max) return error;
+  let countdown = options.default_retry_delay ?? 180;
+  if (options.retry_backoff) {
+    const factor = options.retry_backoff === true ? 1 : options.retry_backoff;
+    countdown = exponentialBackoff(factor, request.retries, options.retry_backoff_max ?? 600, options.retry_jitter ?? true);
+  }
+  return new Retry(`Retry in ${countdown}s: ${error.name}(${pyRepr(error.message)})`, { countdown }, error);
+}
