@@ -49,6 +49,9 @@ const common: Config = {
     worker_prefetch_multiplier: 4,
     // Celery's default: no task events unless -E; worker heartbeats are sent either way.
     worker_send_task_events: false,
+    worker_state_db: null,
+    worker_max_tasks_per_child: null,
+    worker_max_memory_per_child: null,
     broker_connection_retry_on_startup: true,
     result_backend_transport_options: {},
     redis_backend_use_ssl: null,
@@ -61,6 +64,8 @@ const common: Config = {
     tasks: ['./workers/tasks/demo'],
     pidfile: null,
     pool: 'async',
+    autoscale: null,
+    autoscale_keepalive: 30,
     optimization: 'default',
     loglevel: 'info',
   },

@@ -43,6 +43,8 @@ export const FORMAT = {
   serializer: 'celeriac-serializer',
   acceptContent: 'celeriac-accept-content',
   pool: 'celeriac-pool',
+  autoscale: 'celeriac-autoscale',
+  nullablePositiveInt: 'celeriac-nullable-positive-int',
   optimization: 'celeriac-optimization',
 } as const;
 
@@ -168,7 +170,22 @@ const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
       v.every((s) => isStr(s) && ((SERIALIZERS as readonly string[]).includes(s) || Object.values(CONTENT_TYPES).includes(s))),
     coerce: toList,
   },
-  [FORMAT.pool]: oneOf(['async']),
+  [FORMAT.pool]: oneOf(['async', 'threads', 'processes']),
+  // Celery's --autoscale=max,min (min defaults to 0 when left out).
+  [FORMAT.autoscale]: {
+    expected: "must be null or 'max,min' with whole numbers, max >= 1 and max >= min",
+    check: (v) => {
+      if (v === null) return true;
+      const m = isStr(v) ? /^\s*(\d+)\s*(?:,\s*(\d+)\s*)?$/.exec(v) : null;
+      return m !== null && Number(m[1]) >= 1 && Number(m[1]) >= Number(m[2] ?? 0);
+    },
+    coerce: (raw) => (raw === '' || raw === 'null' ? null : raw),
+  },
+  [FORMAT.nullablePositiveInt]: {
+    expected: 'must be null or a whole number > 0',
+    check: (v) => v === null || (isInt(v) && v > 0),
+    coerce: toNullableNumber,
+  },
   [FORMAT.optimization]: oneOf(['default', 'fair']),
 };
 

@@ -6,7 +6,7 @@ import type { LogLevel } from '../workers/log/levels';
 
 export type { LogLevel };
 export type Serializer = 'json' | 'msgpack' | 'yaml';
-export type WorkerPool = 'async';
+export type WorkerPool = 'async' | 'threads' | 'processes';
 export type WorkerOptimization = 'default' | 'fair';
 
 /** kombu's transport options for the redis and filesystem transports (one object, as in Celery). */
@@ -67,6 +67,11 @@ export interface CeleryConfig {
   worker_prefetch_multiplier: number;
   /** Task events (task-received, task-succeeded, ...) for Flower / `celery events`; worker heartbeats go out regardless. */
   worker_send_task_events: boolean;
+  /** --statedb: the revoked set survives restarts in this file. */
+  worker_state_db: string | null;
+  worker_max_tasks_per_child: number | null;
+  /** KiB, as Celery's. */
+  worker_max_memory_per_child: number | null;
   broker_connection_retry_on_startup: boolean;
   result_backend_transport_options: Record<string, unknown>;
   /** Free-form, as Celery: {ssl_cert_reqs, ssl_ca_certs, ...}; null = no TLS options. */
@@ -83,6 +88,9 @@ export interface WorkerConfig {
   tasks: string[];
   pidfile: string | null;
   pool: WorkerPool;
+  /** 'max,min' as Celery's --autoscale, or null. */
+  autoscale: string | null;
+  autoscale_keepalive: number;
   optimization: WorkerOptimization;
   loglevel: LogLevel;
 }

@@ -45,6 +45,7 @@ export function workerOptionsFromConfig(config: Config): WorkerOptions {
     concurrency: config.celery.worker_concurrency || availableParallelism(),
     prefetchMultiplier: config.celery.worker_prefetch_multiplier,
     accept,
+    statedb: config.celery.worker_state_db,
     queuePolicy: {
       definitions: config.celery.task_queues,
       maxPriority: config.celery.task_queue_max_priority,

@@ -23,6 +23,10 @@ interface WorkerFlags extends CommonFlags {
   pool?: string;
   taskEvents?: boolean;
   withoutHeartbeat?: boolean;
+  statedb?: string;
+  autoscale?: string;
+  maxTasksPerChild?: string;
+  maxMemoryPerChild?: string;
 }
 
 function csv(v: string | undefined): string[] | undefined {
@@ -87,13 +91,17 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       worker_prefetch_multiplier: int(flags.prefetchMultiplier, '--prefetch-multiplier'),
       // Absent flag: leave the config's value (a config file may turn task events on).
       worker_send_task_events: flags.taskEvents ? true : undefined,
+      worker_state_db: flags.statedb,
+      worker_max_tasks_per_child: int(flags.maxTasksPerChild, '--max-tasks-per-child'),
+      worker_max_memory_per_child: int(flags.maxMemoryPerChild, '--max-memory-per-child'),
     },
     worker: {
       queues: csv(flags.queues),
       hostname: flags.hostname,
       pidfile: flags.pidfile,
       optimization: flags.optimization as 'fair' | 'default' | undefined,
-      pool: flags.pool as 'async' | undefined,
+      pool: flags.pool as 'async' | 'threads' | 'processes' | undefined,
+      autoscale: flags.autoscale,
     },
   });
   const log = loggerFor(config);
@@ -188,7 +196,11 @@ export function addWorkerCommand(program: Command): void {
     .option('-c, --concurrency <n>', 'tasks run at once')
     .option('-n, --hostname <name>', 'node name, with %h %n %d expansion (default celeriac@%h)')
     .option('-l, --loglevel <level>', 'debug, info, warning, error, critical')
-    .option('-P, --pool <pool>', 'execution pool (async)')
+    .option('-P, --pool <pool>', 'execution pool: async (event loop), threads or processes (CPU-bound tasks)')
+    .option('--autoscale <max,min>', 'grow the pool up to max under a backlog, shrink to min when idle')
+    .option('--max-tasks-per-child <n>', 'replace a pool thread/process after n tasks')
+    .option('--max-memory-per-child <KiB>', 'replace a pool thread/process above this resident memory')
+    .option('-S, --statedb <file>', 'keep the revoked set in this file across restarts')
     .option('-O, --optimization <profile>', 'default or fair (Celery\'s -O fair)')
     .option('--prefetch-multiplier <n>', 'messages reserved per slot (0 = no limit)')
     .option('-E, --task-events', 'send task events for Flower / `celery events` (worker_send_task_events)')
