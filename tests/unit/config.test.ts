@@ -70,9 +70,13 @@ describe('defaults (APP_ENV unset = development, common only)', () => {
       tasks: ['./workers/tasks/demo'],
       pidfile: null,
       pool: 'async',
+      autoscale: null,
+      autoscale_keepalive: 30,
       optimization: 'default',
       loglevel: 'info',
     });
+    expect(config.celery.worker_state_db).toBeNull();
+    expect(config.celery.worker_max_tasks_per_child).toBeNull();
     expect(config.log).toEqual({ level: 'info', pretty: true });
     expect(config.mongo.db).toBe('celeriac');
   });
