@@ -69,9 +69,9 @@ function requireBinary(): void {
 async function startOnPort(port: number, dir: string, env: NodeJS.ProcessEnv): Promise<StartedRedis> {
   const logFile = path.join(dir, `redis-${port}.log`);
   const log = fs.openSync(logFile, 'a');
-  // --databases 64: test files each take their own db numbers; 16 would run out quickly.
+  // --databases 128: test files each take their own db numbers (canvas tests use 64-99); 16 would run out quickly.
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--daemonize', 'no', '--databases', '64'];
+    '--dir', dir, '--daemonize', 'no', '--databases', '128'];
   const child = spawn('redis-server', args, { stdio: ['ignore', log, log], env });
   fs.closeSync(log);
   // The server must not keep jest alive if teardown is never reached; it is killed explicitly.
