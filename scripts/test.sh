@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What `npm test` runs. On a fresh Debian machine it first provides what the integration tests
-# need (redis-server, rabbitmq-server, the Python interop venv), then runs jest with both
+# need (redis-server, rabbitmq-server, chromium, the Python interop venv), then runs jest with both
 # projects, passing any arguments through (e.g. `npm test -- --selectProjects unit`).
 #
 # Jest's summary is not recognised by our CI, so the last line printed is always exactly
@@ -27,9 +27,14 @@ ensure_debian_packages() {
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   # TLS tests make their certificates with the openssl command.
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  # The Flower browser test drives Debian's Chromium (playwright-core downloads no browser).
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   # dpkg -s also succeeds for a removed package whose config files remain: check the status.
   dpkg-query -W -f='${Status}' rabbitmq-server 2>/dev/null | grep -q 'install ok installed' ||
     missing+=(rabbitmq-server)
+  # Fonts for its screenshots (docs/img): without any, Chromium renders text as empty boxes.
+  dpkg-query -W -f='${Status}' fonts-liberation 2>/dev/null | grep -q 'install ok installed' ||
+    missing+=(fonts-liberation)
   [ "${#missing[@]}" -eq 0 ] && return 0
   log "installing missing Debian packages: ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
