@@ -1,19 +1,56 @@
-// pm2 process file (first version; autoscale and lifecycle details come later).
-// `npx pm2 start ecosystem.config.js` starts one worker; `npx pm2 stop celeriac-worker` sends
-// SIGINT, which is a warm shutdown: running tasks finish, reserved messages go back to the queue.
+// pm2 process file in the Bioloop shape: `npx pm2 start ecosystem.config.js [--env production]`.
+//
+// - celeriac-worker: `-O fair --autoscale=8,2` on one queue, a node name per app, a pidfile.
+//   `npx pm2 stop celeriac-worker` sends SIGINT, a warm shutdown: running tasks finish, reserved
+//   messages go back to the queue. kill_timeout is how long pm2 lets that take before SIGKILL:
+//   make it longer than your longest task.
+// - celeriac-fleet-report: an example periodic script (cron_restart, autorestart: false): every
+//   15 minutes it logs the workers on the broker (`celeriac workers list`).
+//
+// The broker and backend come from config/ (APP_ENV picks config/<env>.ts), .env, or the
+// environment pm2 is started with (CELERY_BROKER_URL, CELERY_RESULT_BACKEND, ...).
+const path = require('node:path');
+
+const LOG_DIR = process.env.CELERIAC_LOG_DIR || path.join(__dirname, 'logs');
+const QUEUE = process.env.CELERIAC_PM2_QUEUE || 'celery';
+const APP = 'celeriac';
+
+const logs = (name) => ({
+  out_file: path.join(LOG_DIR, `${name}.out.log`),
+  error_file: path.join(LOG_DIR, `${name}.err.log`),
+  merge_logs: true,
+  time: true,
+});
+
+const envs = {
+  env: { APP_ENV: 'development' },
+  env_production: { APP_ENV: 'production' },
+};
+
 module.exports = {
   apps: [
     {
-      name: 'celeriac-worker',
+      name: `${APP}-worker`,
+      cwd: __dirname,
       script: 'bin/celeriac.js',
-      args: 'worker -O fair -Q celery -n celeriac-w1@%h',
-      // Long enough for running tasks to finish on a warm shutdown before pm2 sends SIGKILL.
-      kill_timeout: 60_000,
-      exp_backoff_restart_delay: 200,
+      args: `worker -O fair --autoscale=8,2 -Q ${QUEUE} -n ${APP}-w1@%h --pidfile ${path.join(__dirname, 'data', `${APP}-w1.pid`)}`,
+      kill_timeout: 120_000,
+      // 100 ms, 150 ms, ... up to 15 s between restarts of a crashing worker; reset once it runs.
+      exp_backoff_restart_delay: 100,
       max_restarts: 20,
       autorestart: true,
-      env: { APP_ENV: 'development' },
-      env_production: { APP_ENV: 'production' },
+      ...logs(`${APP}-worker`),
+      ...envs,
+    },
+    {
+      name: `${APP}-fleet-report`,
+      cwd: __dirname,
+      script: 'bin/celeriac.js',
+      args: 'workers list --timeout 2',
+      cron_restart: '*/15 * * * *',
+      autorestart: false,
+      ...logs(`${APP}-fleet-report`),
+      ...envs,
     },
   ],
 };

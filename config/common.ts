@@ -68,6 +68,8 @@ const common: Config = {
     autoscale_keepalive: 30,
     optimization: 'default',
     loglevel: 'info',
+    // Prometheus /metrics is opt-in (--metrics-port): no listening socket unless asked for.
+    metrics_port: null,
   },
   log: {
     level: 'info',

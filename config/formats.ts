@@ -45,6 +45,7 @@ export const FORMAT = {
   pool: 'celeriac-pool',
   autoscale: 'celeriac-autoscale',
   nullablePositiveInt: 'celeriac-nullable-positive-int',
+  nullablePort: 'celeriac-nullable-port',
   optimization: 'celeriac-optimization',
 } as const;
 
@@ -187,6 +188,11 @@ const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
     coerce: toNullableNumber,
   },
   [FORMAT.optimization]: oneOf(['default', 'fair']),
+  [FORMAT.nullablePort]: {
+    expected: 'must be null or a TCP port (1-65535)',
+    check: (v) => v === null || (isInt(v) && v >= 1 && v <= 65535),
+    coerce: toNullableNumber,
+  },
 };
 
 let registered = false;

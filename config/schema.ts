@@ -77,10 +77,11 @@ export const schema: convict.Schema<Config> = {
     pidfile: key(FORMAT.nullablePath, 'Write the pid here (null = do not)'),
     pool: key(FORMAT.pool, 'Execution pool: async, threads or processes', { env: 'CELERIAC_POOL' }),
     autoscale: key(FORMAT.autoscale, "Celery's --autoscale 'max,min' (null = fixed concurrency)", { env: 'CELERIAC_AUTOSCALE' }),
-    autoscale_keepalive: key(FORMAT.positiveSeconds, 'Idle seconds before autoscale shrinks the pool by one (Celery: 30)'),
+    autoscale_keepalive: key(FORMAT.positiveSeconds, 'Idle seconds before autoscale shrinks the pool (Celery: 30)', { env: 'CELERIAC_AUTOSCALE_KEEPALIVE' }),
     optimization: key(FORMAT.optimization, "Celery's -O: default or fair scheduling"),
     // Same variable as log.level: Celery has one log level, we keep both names in step.
     loglevel: key(FORMAT.logLevel, "Celery's --loglevel", { env: 'CELERIAC_LOG_LEVEL' }),
+    metrics_port: key(FORMAT.nullablePort, 'Serve Prometheus metrics on http://<host>:<port>/metrics (null = off)', { env: 'CELERIAC_METRICS_PORT' }),
   },
   log: {
     level: key(FORMAT.logLevel, 'Logger level', { env: 'CELERIAC_LOG_LEVEL' }),

@@ -93,6 +93,8 @@ export interface WorkerConfig {
   autoscale_keepalive: number;
   optimization: WorkerOptimization;
   loglevel: LogLevel;
+  /** Port of the Prometheus /metrics endpoint (--metrics-port); null = not served. */
+  metrics_port: number | null;
 }
 
 export interface LogConfig {

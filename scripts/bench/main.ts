@@ -10,6 +10,9 @@
  * as a multiple of each Python pool's in the same broker/results setting. With --profile, one more
  * Celeriac drain per broker under `node --cpu-prof`, summarized.
  * Nothing is written to the repository. See docs/benchmarks.md for the method and a recorded run.
+ *
+ * `--suite pools` runs pools.ts instead: CPU-bound tasks per Celeriac execution pool against
+ * Python Celery prefork, with the workers' memory (`--suite brokers`, the default, is the above).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,17 +24,20 @@ import { BENCH_DIR, ROOT, live, positiveInt, stop, type Row } from './common';
 import { rabbitStoppers } from './rabbit';
 import { runRedis, stopRedis, type BenchOutcome } from './redis';
 import { runAmqp, stopAmqp, type AmqpMode } from './amqp';
+import { POOLS_HELP, POOLS_OPTIONS, runPools, stopPools } from './pools';
 
 const { values: flags } = parseArgs({
   options: {
+    suite: { type: 'string', default: 'brokers' },
     broker: { type: 'string', default: 'all' },
-    n: { type: 'string', default: '20000' },
+    // n and poll-ms: no default here, each suite has its own.
+    n: { type: 'string' },
     latency: { type: 'string', default: '500' },
     warmup: { type: 'string', default: '20' },
     'celeriac-concurrency': { type: 'string', default: '100' },
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
-    'poll-ms': { type: 'string', default: '2' },
+    'poll-ms': { type: 'string' },
     'drain-timeout': { type: 'string', default: '300' },
     repeat: { type: 'string', default: '3' },
     'amqp-repeat': { type: 'string', default: '1' },
@@ -39,6 +45,7 @@ const { values: flags } = parseArgs({
     'amqp-modes': { type: 'string', default: 'ignored,rpc' },
     'celeriac-node-arg': { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', default: false },
+    ...POOLS_OPTIONS,
   },
   strict: true,
 });
@@ -47,6 +54,7 @@ if (flags.help) {
   process.stdout.write(
     [
       'npm run bench -- [options]',
+      '  --suite S                 brokers (the no-op broker bench below) or pools (CPU-bound tasks per pool) (brokers)',
       '  --broker B                redis, amqp or all (all)',
       '  --n N                     tasks per drain (20000)',
       '  --latency N               sequential round trips per worker (500; 0 = skip)',
@@ -61,12 +69,18 @@ if (flags.help) {
       '  --amqp-repeat R           AMQP: drains per Python contender per mode (1)',
       '  --amqp-celeriac-repeat R  AMQP: drains per Celeriac (and reference) contender per mode (3; ~2 s each)',
       '  --amqp-modes list         AMQP result modes: ignored, rpc (both)',
+      ...POOLS_HELP,
       '',
     ].join('\n'),
   );
   process.exit(0);
 }
 
+const SUITE = flags.suite;
+if (SUITE !== 'brokers' && SUITE !== 'pools') {
+  process.stderr.write(`--suite: expected brokers or pools, got ${JSON.stringify(SUITE)}\n`);
+  process.exit(2);
+}
 const BROKER = flags.broker;
 if (!['redis', 'amqp', 'all'].includes(BROKER)) {
   process.stderr.write(`--broker: expected redis, amqp or all, got ${JSON.stringify(BROKER)}\n`);
@@ -77,11 +91,11 @@ if (!AMQP_MODES.length || AMQP_MODES.some((m) => m !== 'ignored' && m !== 'rpc')
   process.stderr.write(`--amqp-modes: expected ignored and/or rpc, got ${JSON.stringify(flags['amqp-modes'])}\n`);
   process.exit(2);
 }
-const N = positiveInt('n', flags.n);
+const N = positiveInt('n', flags.n ?? '20000');
 const LATENCY_N = positiveInt('latency', flags.latency, true);
 const WARMUP = positiveInt('warmup', flags.warmup, true);
 const CELERIAC_C = positiveInt('celeriac-concurrency', flags['celeriac-concurrency']);
-const POLL_MS = positiveInt('poll-ms', flags['poll-ms']);
+const POLL_MS = positiveInt('poll-ms', flags['poll-ms'] ?? '2');
 const DRAIN_TIMEOUT_MS = positiveInt('drain-timeout', flags['drain-timeout']) * 1000;
 const REPEAT = positiveInt('repeat', flags.repeat);
 const AMQP_REPEAT = positiveInt('amqp-repeat', flags['amqp-repeat']);
@@ -99,6 +113,7 @@ function cleanup(graceMs = 15_000): Promise<void> {
     for (const p of [...live]) if (!infra.has(p.name)) await stop(p, graceMs);
     await stopRedis().catch(() => undefined);
     await stopAmqp().catch(() => undefined);
+    await stopPools().catch(() => undefined);
     for (const s of [...rabbitStoppers]) await s().catch(() => undefined);
     for (const p of [...live]) await stop(p, 2_000);
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
@@ -209,6 +224,10 @@ async function main(): Promise<void> {
     .pop()!;
   const venvBin = resolve(python, '..');
   tempDir = mkdtempSync(join(tmpdir(), 'celeriac-bench-'));
+  if (SUITE === 'pools') {
+    process.stdout.write(await runPools(flags, { python, venvBin, tempDir, code }));
+    return;
+  }
   const common = { n: N, latencyN: LATENCY_N, warmup: WARMUP, celeriacC: CELERIAC_C, celeriacNodeArgs: flags['celeriac-node-arg'], drainTimeoutMs: DRAIN_TIMEOUT_MS, only: ONLY, profile: flags.profile, python, venvBin, tempDir };
   const outcomes: BenchOutcome[] = [];
   if (BROKER === 'redis' || BROKER === 'all') outcomes.push(await runRedis({ ...common, pollMs: POLL_MS, repeat: REPEAT }));

@@ -2,7 +2,7 @@
  * Where the integration infrastructure lives, as set up by tests/setup/globalSetup.ts.
  *
  *   testRedisUrl(db: number): string   redis://127.0.0.1:<port>/<db> on the run's one redis-server
- *                                      (dbs 0..63 exist; give each test file its own numbers and
+ *                                      (dbs 0..127 exist; give each test file its own numbers and
  *                                      flushDb() them in beforeEach/beforeAll: files run serially)
  *   testRedisPort(): number
  *   testAmqpPort(): number             AMQP port of the run's one RabbitMQ node (127.0.0.1 only)
@@ -40,7 +40,7 @@ export function testRedisPort(): number {
 }
 
 export function testRedisUrl(db: number): string {
-  if (!Number.isInteger(db) || db < 0 || db > 63) throw new Error(`redis db must be 0..63, got ${db}`);
+  if (!Number.isInteger(db) || db < 0 || db > 127) throw new Error(`redis db must be 0..127, got ${db}`);
   return `redis://127.0.0.1:${testRedisPort()}/${db}`;
 }
 

@@ -1,91 +1,52 @@
 // The control commands that tune a running Celeriac worker, sent by real Python Celery's
-// app.control: pool_grow / pool_shrink, time_limit and rate_limit (Redis, dbs 16-17); and the
-// rate_limit task option on an in-process worker (db 18).
+// app.control: pool_grow / pool_shrink, time_limit and rate_limit, on Redis (dbs 16-17) and on
+// RabbitMQ (vhost control-pool, results in Redis db 19); and the rate_limit task option on an
+// in-process worker (db 18).
 import os from 'node:os';
 import { Celeriac, type AppLogger } from '../../workers/app/app';
 import { Worker } from '../../workers/worker/worker';
 import { testRedisUrl } from '../helpers/env';
-import { pyClient, runPyJson } from '../helpers/python';
+import { pyClient } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import type { ProcessHandle } from '../helpers/processes';
 import { flushDb, redisClient } from '../helpers/redis';
+import { freshVhost } from '../helpers/rabbit';
+import { pyControl, runAll as pyRunAll, waitFor, type ControlCall, type Outcome } from '../helpers/control';
 
-const BROKER_DB = 16;
-const BACKEND_DB = 17;
+/** Each broker: Python's BROKER_URL / RESULT_BACKEND for the worker and the callers. */
+const BROKERS: { broker: string; env: () => Promise<Record<string, string>> }[] = [
+  {
+    broker: 'Redis',
+    env: async () => {
+      await flushDb(16);
+      await flushDb(17);
+      return { BROKER_URL: testRedisUrl(16), RESULT_BACKEND: testRedisUrl(17) };
+    },
+  },
+  {
+    broker: 'RabbitMQ',
+    env: async () => {
+      await flushDb(19);
+      return { BROKER_URL: await freshVhost('control-pool'), RESULT_BACKEND: testRedisUrl(19) };
+    },
+  },
+];
 
-/**
- * Runs app.control.<method>(*args, **kwargs, destination=[DEST], reply=True, timeout=2), or with
- * INSPECT app.control.inspect(...).<method>(), for each of CALLS and prints the replies in order.
- * With WAIT_PING it first pings until the node answers.
- */
-const CONTROL = `
-import json, os, time
-from pyapp import app
-dest = os.environ["DEST"]
-if os.environ.get("WAIT_PING"):
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if app.control.inspect(destination=[dest], timeout=0.5).ping():
-            break
-out = []
-for kind, method, args, kwargs in json.loads(os.environ["CALLS"]):
-    if kind == "inspect":
-        out.append(getattr(app.control.inspect(destination=[dest], timeout=2), method)())
-    else:
-        out.append(getattr(app.control, method)(*args, destination=[dest], reply=True, timeout=2, **kwargs))
-print(json.dumps(out, default=repr))
-`;
-
-type Call = ['inspect' | 'control', string, unknown[], Record<string, unknown>];
-
-/** Sends the tasks, waits for all results; prints each outcome and the seconds from first send to last result. */
-const RUN_ALL = `
-import json, os, time
-from pyapp import app
-tasks = json.loads(os.environ["TASKS"])
-t0 = time.time()
-results = [app.send_task(name, args=args) for name, args in tasks]
-out = []
-for r in results:
-    try:
-        out.append({"state": "SUCCESS", "result": r.get(timeout=30)})
-    except Exception as exc:
-        out.append({"state": r.state, "exc_type": type(exc).__name__})
-print(json.dumps({"elapsed": time.time() - t0, "outcomes": out}))
-`;
-
-interface Outcome {
-  state: string;
-  result?: unknown;
-  exc_type?: string;
-}
-
-async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-describe('tuning a running worker by remote control (Redis)', () => {
-  const hostname = `ctl-pool-${process.pid}@${os.hostname()}`;
+describe.each(BROKERS)('tuning a running worker by remote control ($broker)', ({ broker, env: brokerEnv }) => {
+  const hostname = `ctl-pool-${broker.toLowerCase()}-${process.pid}@${os.hostname()}`;
   let env: Record<string, string>;
   let worker: ProcessHandle;
 
-  const control = (calls: Call[], waitPing = false): Promise<unknown[]> =>
-    runPyJson<unknown[]>(CONTROL, { env: { ...env, DEST: hostname, CALLS: JSON.stringify(calls), ...(waitPing ? { WAIT_PING: '1' } : {}) }, timeoutMs: 40_000 });
-  const runAll = (tasks: [string, unknown[]][]): Promise<{ elapsed: number; outcomes: Outcome[] }> =>
-    runPyJson(RUN_ALL, { env: { ...env, TASKS: JSON.stringify(tasks) }, timeoutMs: 60_000 });
+  const control = (calls: ControlCall[], waitPing = false): Promise<unknown[]> =>
+    pyControl(env, calls, { destination: [hostname], ...(waitPing ? { waitFor: [hostname] } : {}) });
+  const runAll = (tasks: [string, unknown[]][]): Promise<{ elapsed: number; outcomes: Outcome[] }> => pyRunAll(env, tasks);
   const poolSize = async (): Promise<unknown> => {
     const [stats] = (await control([['inspect', 'stats', [], {}]])) as [Record<string, { pool: Record<string, unknown> }>];
     return stats[hostname]!.pool['max-concurrency'];
   };
 
   beforeAll(async () => {
-    await flushDb(BROKER_DB);
-    await flushDb(BACKEND_DB);
-    env = { BROKER_URL: testRedisUrl(BROKER_DB), RESULT_BACKEND: testRedisUrl(BACKEND_DB) };
+    env = await brokerEnv();
     worker = await startCeleriacWorker({ brokerUrl: env.BROKER_URL!, backendUrl: env.RESULT_BACKEND, hostname, concurrency: 1 });
   });
 

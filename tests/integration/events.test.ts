@@ -2,8 +2,8 @@
 // (what `celery events` and Flower run) captures the worker's events, and celery.events.state.State
 // (Flower's model) is fed with them. On Redis (PUB/SUB fanout, db 60; db 61 with global_keyprefix)
 // and on RabbitMQ (the celeryev topic exchange, vhost events-amqp).
-import { INTEROP_DIR, pythonBin, testRedisUrl } from '../helpers/env';
-import { startProcess, type ProcessHandle } from '../helpers/processes';
+import { testRedisUrl } from '../helpers/env';
+import { lines, startReceiver, waitUntil, type Ev, type Line } from '../helpers/eventsReceiver';
 import { pyClient } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { flushDb } from '../helpers/redis';
@@ -11,98 +11,6 @@ import { freshVhost, listExchanges } from '../helpers/rabbit';
 
 const REDIS_DB = 60;
 const PREFIXED_DB = 61;
-
-/** Prints one JSON line per event: the event and a State snapshot after it; stops on the worker's worker-offline. */
-const RECEIVER = `
-import json, os, time
-from celery import Celery
-from celery.events.state import State
-
-app = Celery(broker=os.environ["BROKER_URL"])
-if os.environ.get("BROKER_TRANSPORT_OPTIONS"):
-    app.conf.broker_transport_options = json.loads(os.environ["BROKER_TRANSPORT_OPTIONS"])
-stop_on = os.environ["STOP_ON_OFFLINE"]
-deadline = time.time() + float(os.environ.get("CAPTURE_SECONDS", "40"))
-state = State()
-
-
-def snapshot():
-    return {
-        "workers": {h: {"alive": w.alive, "active": w.active, "processed": w.processed,
-                        "sw_ident": w.sw_ident, "heartbeats": len(w.heartbeats)}
-                    for h, w in state.workers.items()},
-        "tasks": {u: {"state": t.state, "name": t.name, "result": t.result,
-                      "exception": t.exception, "retries": t.retries,
-                      "worker": t.worker.hostname if t.worker else None}
-                  for u, t in state.tasks.items()},
-    }
-
-
-class Receiver(app.events.Receiver):
-    iterations = 0
-
-    def on_iteration(self):
-        self.iterations += 1
-        # Redis subscribes on the first drain: only then is nothing lost.
-        if self.iterations == 2:
-            print("READY", flush=True)
-        if time.time() > deadline:
-            self.should_stop = True
-
-
-def on_event(event):
-    state.event(event)
-    print(json.dumps({"event": event, "state": snapshot()}, default=repr), flush=True)
-    if event["type"] == "worker-offline" and event["hostname"] == stop_on:
-        recv.should_stop = True
-
-
-with app.connection_for_read() as conn:
-    recv = Receiver(conn, handlers={"*": on_event})
-    for _ in recv.consume(limit=None, timeout=None, safety_interval=0.5):
-        pass
-`;
-
-type Ev = Record<string, unknown> & { type: string; hostname: string; clock: number; uuid?: string };
-
-interface Snapshot {
-  workers: Record<string, { alive: boolean; active: number; processed: number; sw_ident: string; heartbeats: number }>;
-  tasks: Record<string, { state: string; name: string | null; result: string | null; exception: string | null; retries: number | null; worker: string | null }>;
-}
-
-interface Line {
-  event: Ev;
-  state: Snapshot;
-}
-
-async function startReceiver(brokerUrl: string, hostname: string, env: Record<string, string> = {}): Promise<ProcessHandle> {
-  const handle = startProcess(pythonBin(), ['-c', RECEIVER], {
-    cwd: INTEROP_DIR,
-    env: { BROKER_URL: brokerUrl, STOP_ON_OFFLINE: hostname, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', ...env },
-    readyPattern: /^READY$/m,
-    timeoutMs: 30_000,
-  });
-  await handle.waitReady();
-  return handle;
-}
-
-function lines(receiver: ProcessHandle): Line[] {
-  return receiver
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{"event"'))
-    .map((l) => JSON.parse(l) as Line);
-}
-
-async function waitUntil(receiver: ProcessHandle, what: string, cond: (ls: Line[]) => boolean, timeoutMs = 20_000): Promise<Line[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ls = lines(receiver);
-    if (cond(ls)) return ls;
-    if (Date.now() > deadline) throw new Error(`receiver never saw ${what}; output:\n${receiver.output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const typesFor = (ls: Line[], id: string): string[] => ls.filter((l) => l.event.uuid === id).map((l) => l.event.type);
 const eventFor = (ls: Line[], id: string, type: string): Ev => {

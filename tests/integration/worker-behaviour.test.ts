@@ -1,8 +1,8 @@
 // The worker's scheduling rules on a real Redis, in process: concurrency and prefetch bounds, time
-// limits, ETA, expires, retries, track_started and warm/cold shutdown. Redis dbs 50-59.
+// limits, ETA, expires, retries, Reject, track_started and warm/cold shutdown. Redis dbs 50-59.
 import { Celeriac, type AppLogger } from '../../workers/app/app';
 import { Worker, type WorkerOptions } from '../../workers/worker/worker';
-import { PythonError } from '../../workers/app/errors';
+import { PythonError, Reject } from '../../workers/app/errors';
 import { testRedisUrl } from '../helpers/env';
 import { flushDb, redisClient, type Redis } from '../helpers/redis';
 
@@ -209,5 +209,29 @@ it('every ack reaches Redis under load: nothing is left in unacked after a burst
   for (let i = 0; i < 40 && (await t.broker.hlen('unacked')) > 0; i++) await sleep(50);
   expect(await t.broker.hlen('unacked')).toBe(0);
   expect(await t.broker.zcard('unacked_index')).toBe(0);
+  await t.stop();
+});
+
+it('Reject(requeue=True) runs the task again at once; Reject(requeue=False) stores FAILURE, as Celery 5.7', async () => {
+  let runs = 0;
+  const t = await rig((app) => {
+    app.task('t.reject_once', () => {
+      // Its copy may come back before this run has wound down (pools.test.ts, processes, hits that
+      // race): it must run again, not be taken for a redelivered duplicate.
+      if (++runs === 1) throw new Reject('not yet', true);
+      return 'second run';
+    }, { acks_late: true });
+    app.task('t.reject_for_good', () => {
+      throw new Reject('bad input', false);
+    }, { acks_late: true });
+  });
+  const again = await t.producer.sendTask('t.reject_once');
+  await expect(again.get({ timeout: 10 })).resolves.toBe('second run');
+  expect(runs).toBe(2);
+  const never = await t.producer.sendTask('t.reject_for_good');
+  await expect(never.get({ timeout: 10 })).rejects.toMatchObject({ name: 'Reject' });
+  expect((await meta(t.results, never.id))?.status).toBe('FAILURE');
+  expect(await t.broker.llen('celery')).toBe(0);
+  expect(await t.broker.hlen('unacked')).toBe(0);
   await t.stop();
 });

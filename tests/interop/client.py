@@ -32,6 +32,16 @@ Ops:
     -> {"results": [{"t0", "t1", "out"}]}: runs the commands in order in this one process;
        t0/t1 are time.time() before/after each. A "send" command in a batch may carry
        "eta_in": seconds, which sets options.eta to now (UTC) + seconds just before sending.
+  {"op": "canvas_dump", "spec": canvas spec (canvas_spec.py), "args": [..], "kwargs": {..},
+   "options": {..}}
+    -> {"messages": [{"headers", "body", "properties", "routing_key", "exchange"}], "result": tuple}
+       applies the canvas on an in-memory broker (BROKER_URL is ignored) and returns every message
+       it published, JSON-decoded, in order; the result tuple is that of the returned result.
+  {"op": "canvas_run", "spec", "args", "kwargs", "options", "timeout": seconds (30)}
+    -> {"id", "state", "result", "exc_type", "exc_message", "tuple", "children": [[id, state,
+       result], ...]}: applies the canvas and waits for its result (a list for groups); children
+       are the states of a GroupResult's members (empty otherwise). When apply_async itself
+       raises, "apply_error" is true and exc_* describe that error.
 To add an op: write op_<name>(cmd) returning a dict, and add it to OPS.
 """
 import base64
@@ -180,6 +190,52 @@ def op_batch(cmd):
     return {"results": results}
 
 
+def op_canvas_dump(cmd):
+    from celery import signals
+    from kombu.utils.json import dumps, loads
+
+    from canvas_spec import build
+
+    app.conf.broker_url = "memory://"
+    published = []
+
+    def record(sender=None, body=None, exchange=None, routing_key=None, headers=None,
+               properties=None, **_):
+        published.append({"headers": loads(dumps(headers)), "body": loads(dumps(body)),
+                          "properties": loads(dumps(properties or {})),
+                          "routing_key": routing_key, "exchange": exchange})
+
+    signals.before_task_publish.connect(record, weak=False)
+    try:
+        sig = build(cmd["spec"], app)
+        res = sig.apply_async(cmd.get("args") or (), cmd.get("kwargs") or {}, **(cmd.get("options") or {}))
+    finally:
+        signals.before_task_publish.disconnect(record)
+    return {"messages": published, "result": jsonable(res.as_tuple())}
+
+
+def op_canvas_run(cmd):
+    from canvas_spec import build
+
+    sig = build(cmd["spec"], app)
+    try:
+        res = sig.apply_async(cmd.get("args") or (), cmd.get("kwargs") or {}, **(cmd.get("options") or {}))
+    except Exception as exc:  # refused before sending (e.g. a chord on rpc://)
+        return {"id": None, "state": None, "result": None, "exc_type": type(exc).__name__,
+                "exc_message": str(exc), "tuple": None, "children": [], "apply_error": True}
+    out = {"id": res.id, "state": None, "result": None, "exc_type": None, "exc_message": None,
+           "tuple": jsonable(res.as_tuple()), "children": []}
+    try:
+        out["result"] = jsonable(res.get(timeout=cmd.get("timeout", 30)))
+    except Exception as exc:  # the remote exception re-raised by .get(), or a timeout
+        out["exc_type"] = type(exc).__name__
+        out["exc_message"] = str(exc)
+    out["state"] = getattr(res, "state", None) if not hasattr(res, "results") else None
+    for member in getattr(res, "results", None) or []:
+        out["children"].append([member.id, member.state, jsonable(member.result)])
+    return out
+
+
 OPS = {
     "send": op_send,
     "send_many": op_send_many,
@@ -189,6 +245,8 @@ OPS = {
     "get": op_get,
     "watch": op_watch,
     "batch": op_batch,
+    "canvas_dump": op_canvas_dump,
+    "canvas_run": op_canvas_run,
 }
 
 

@@ -14,6 +14,12 @@ Tasks (names are explicit so they never depend on the module name):
   py.fail(message)    raises ValueError(message)
   py.progress(steps, delay=0.05)  update_state PROGRESS {current, total} per step -> steps
   py.sleep(seconds)   -> seconds
+  py.tsum(numbers)    -> sum(numbers) (a chord body)
+  py.errback(task_id) old-style errback: records "old:<task_id>" in the ledger, returns task_id
+  py.errback_new(request, exc, traceback)  new-style errback: records
+                      "new:<request.id>:<type(exc).__name__>:<exc>" in the ledger
+  py.replace_with_chain(x)  replaces itself by chain(py.add(x, 1), py.add(10))
+Ledger: LEDGER_URL (a Redis URL) list "canvas-ledger"; unset = no ledger.
 Start a worker with `celery -A pyapp worker` from tests/interop (tests/helpers/pyworker.ts).
 """
 import json
@@ -96,3 +102,34 @@ def progress(self, steps, delay=0.05):
 def sleep(seconds):
     time.sleep(seconds)
     return seconds
+
+
+@app.task(name="py.tsum")
+def tsum(numbers):
+    return sum(numbers)
+
+
+def _ledger(entry):
+    url = os.environ.get("LEDGER_URL")
+    if url:
+        import redis
+
+        redis.Redis.from_url(url).rpush("canvas-ledger", entry)
+
+
+@app.task(name="py.errback")
+def errback(task_id):
+    _ledger("old:%s" % task_id)
+    return task_id
+
+
+@app.task(name="py.errback_new")
+def errback_new(request, exc, traceback):
+    _ledger("new:%s:%s:%s" % (request.id, type(exc).__name__, exc))
+
+
+@app.task(name="py.replace_with_chain", bind=True)
+def replace_with_chain(self, x):
+    from celery import chain
+
+    return self.replace(chain(add.s(x, 1), add.s(10)))

@@ -74,6 +74,7 @@ describe('defaults (APP_ENV unset = development, common only)', () => {
       autoscale_keepalive: 30,
       optimization: 'default',
       loglevel: 'info',
+      metrics_port: null,
     });
     expect(config.celery.worker_state_db).toBeNull();
     expect(config.celery.worker_max_tasks_per_child).toBeNull();
@@ -192,6 +193,13 @@ describe('.env file and environment variables', () => {
 
   it("accepts Celery's level names", () => {
     expect(load({ env: { CELERIAC_LOG_LEVEL: 'WARNING' } }).log.level).toBe('warn');
+  });
+
+  it('reads CELERIAC_METRICS_PORT as a port, and refuses one out of range', () => {
+    expect(load({ env: { CELERIAC_METRICS_PORT: '9808' } }).worker.metrics_port).toBe(9808);
+    expect(loadError({ env: { CELERIAC_METRICS_PORT: '70000' } }).message).toBe(
+      'config: worker.metrics_port = 70000: must be null or a TCP port (1-65535)',
+    );
   });
 
   it('treats an empty variable as unset', () => {

@@ -11,6 +11,10 @@ import { buildTaskMessage, type TaskMessageOptions } from '../protocol/message';
 import type { SerializerName } from '../protocol/serializers';
 import { AsyncResult } from '../producer/asyncResult';
 import type { TaskDefinition, TaskFn, TaskOptions } from './task';
+import { Signature, type HostProvider } from '../canvas/signature';
+import { producerHost } from '../canvas/host';
+import { registerBuiltins } from '../canvas/builtins';
+import type { CanvasHost, SigOptions } from '../canvas/types';
 
 export interface AppLogger {
   /** pino's level check: lets the hot path skip building lines nobody will see. */
@@ -72,20 +76,27 @@ export const DEFAULT_APP_OPTIONS: AppOptions = {
 export interface TaskHandle<A extends unknown[], R> extends TaskDefinition<A, R> {
   delay(...args: A): Promise<AsyncResult<Awaited<R>>>;
   applyAsync(args?: A, kwargs?: Record<string, unknown>, options?: SendOptions): Promise<AsyncResult<Awaited<R>>>;
+  /** A signature with (some of) the arguments: `add.s(2)` gets the previous result as first argument in a chain. */
+  s(...args: Partial<A>): Signature<Awaited<R>>;
+  /** An immutable signature: ignores the previous result in a chain or callback. */
+  si(...args: A): Signature<Awaited<R>>;
+  signature(args?: unknown[], kwargs?: Record<string, unknown>, options?: SigOptions): Signature<Awaited<R>>;
 }
 
 function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
 }
 
-export class Celeriac {
+export class Celeriac implements HostProvider {
   readonly options: AppOptions;
   readonly tasks = new Map<string, TaskDefinition>();
   private transportPromise: Promise<Transport> | null = null;
   private backendPromise: Promise<ResultBackend | null> | null = null;
+  private hostPromise: Promise<CanvasHost> | null = null;
 
   constructor(options: Partial<AppOptions> = {}) {
     this.options = { ...DEFAULT_APP_OPTIONS, ...options };
+    registerBuiltins(this);
   }
 
   get log(): AppLogger {
@@ -101,7 +112,24 @@ export class Celeriac {
       delay: (...args: A) => this.sendTask<Awaited<R>>(name, args, {}, { queue: options.queue }),
       applyAsync: (args?: A, kwargs?: Record<string, unknown>, opts: SendOptions = {}) =>
         this.sendTask<Awaited<R>>(name, args ?? [], kwargs ?? {}, { queue: options.queue, ...opts }),
+      s: (...args: Partial<A>) => this.signature<Awaited<R>>(name, args),
+      si: (...args: A) => this.signature<Awaited<R>>(name, args).set({}, true),
+      signature: (args?: unknown[], kwargs?: Record<string, unknown>, opts?: SigOptions) => this.signature<Awaited<R>>(name, args, kwargs, opts),
     };
+  }
+
+  /** A signature bound to this app (its applyAsync publishes through this app's broker). */
+  signature<R = unknown>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}): Signature<R> {
+    return new Signature<R>(name, args, kwargs, { ...options }).bind(this);
+  }
+
+  /** How canvases are applied from this process (reply queue for rpc://, chord support of the backend). */
+  canvasHost(): Promise<CanvasHost> {
+    this.hostPromise ??= producerHost(this).catch((err: unknown) => {
+      this.hostPromise = null;
+      throw err;
+    });
+    return this.hostPromise;
   }
 
   /** The effective options of a task: its own over the config-wide task defaults. */
@@ -190,6 +218,7 @@ export class Celeriac {
     const pending = [this.transportPromise, this.backendPromise];
     this.transportPromise = null;
     this.backendPromise = null;
+    this.hostPromise = null;
     // A connection that never came up has nothing to close; the next use connects afresh.
     const [t, b] = await Promise.allSettled(pending);
     await Promise.all([

@@ -94,3 +94,25 @@ export class Ignore extends CeleryError {
     super('Ignore', reason);
   }
 }
+
+/** A chord could not complete (a header task failed, or its body could not be sent). */
+export class ChordError extends CeleryError {
+  constructor(
+    message: string,
+    /** What made the chord fail (the header task's exception), for a group body's members. */
+    readonly original?: unknown,
+  ) {
+    super('ChordError', message);
+  }
+}
+
+/**
+ * Thrown by ctx.replace(): the task ends without a result of its own; the replacing signature
+ * (already frozen with this task's id) is sent and its result becomes this task's result.
+ * Carries the signature as its message dict, so it can cross a process boundary.
+ */
+export class Replace extends Ignore {
+  constructor(readonly signature: Record<string, unknown>) {
+    super('Replaced by new task');
+  }
+}

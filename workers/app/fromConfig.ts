@@ -7,6 +7,7 @@ import { Celeriac, type AppLogger } from './app';
 import type { TaskOptions } from './task';
 import type { WorkerOptions } from '../worker/worker';
 import { nodeName } from '../worker/hostname';
+import { parseAutoscale } from '../worker/autoscaler';
 
 export function appFromConfig(config: Config, logger: AppLogger): Celeriac {
   const c = config.celery;
@@ -46,6 +47,7 @@ export function workerOptionsFromConfig(config: Config): WorkerOptions {
     prefetchMultiplier: config.celery.worker_prefetch_multiplier,
     accept,
     statedb: config.celery.worker_state_db,
+    autoscale: config.worker.autoscale ? { ...parseAutoscale(config.worker.autoscale), keepalive: config.worker.autoscale_keepalive } : null,
     queuePolicy: {
       definitions: config.celery.task_queues,
       maxPriority: config.celery.task_queue_max_priority,

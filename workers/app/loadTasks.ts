@@ -20,7 +20,8 @@ function ensureTsLoader(path: string): void {
   tsLoaderReady = true;
 }
 
-function resolveModule(spec: string, baseDir: string): string {
+/** The absolute path of a task module spec (with or without .ts/.js), as loadTaskModule finds it. */
+export function resolveModule(spec: string, baseDir: string): string {
   const abs = resolve(baseDir, spec);
   for (const candidate of [abs, `${abs}.ts`, `${abs}.js`, resolve(abs, 'index.ts'), resolve(abs, 'index.js')]) {
     if (existsSync(candidate) && !candidate.endsWith('/')) return candidate;
@@ -39,7 +40,8 @@ export function loadTaskModule(app: Celeriac, spec: string, baseDir = process.cw
     return;
   }
   if (mod.app instanceof Celeriac) {
-    for (const [name, def] of mod.app.tasks) app.tasks.set(name, def);
+    // Built-in celery.* tasks stay this app's own: the module's copies are bound to its app.
+    for (const [name, def] of mod.app.tasks) if (!(name.startsWith('celery.') && app.tasks.has(name))) app.tasks.set(name, def);
     return;
   }
   throw new Error(`task module ${path} exports neither register(app), a default function, nor an app`);

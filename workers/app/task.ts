@@ -1,6 +1,8 @@
 /** Task definitions: a name, a function, and Celery's per-task options. */
 import type { TaskRequest } from '../protocol/message';
 import type { SerializerName } from '../protocol/serializers';
+import type { Signature } from '../canvas/signature';
+import type { SignatureDict } from '../canvas/types';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
@@ -27,11 +29,23 @@ export interface TaskOptions {
   rate_limit?: string | number | null;
   serializer?: SerializerName;
   /**
+   * Run this task in this pool whatever the worker's -P (e.g. 'threads' for one CPU-bound task on
+   * an async worker). The worker starts that pool beside its own; slots are shared.
+   */
+  pool?: 'async' | 'threads' | 'processes';
+  /**
    * Names of the positional parameters, so kwargs sent by Python bind by name
    * (send_task('demo.add', kwargs={'x': 1, 'y': 2})). Without it, non-empty kwargs are passed as
    * one extra last argument.
    */
   params?: string[];
+  /**
+   * How this task is called when it is an errback (link_error) of a failed task. 'old' (the
+   * default, what Celery does with an errback it cannot inspect): sent as a task with the failed
+   * task's id as its only argument. 'new': called at once in the failing task's worker with
+   * (request, error, traceback), like a Celery errback declared with three parameters.
+   */
+  errback_signature?: 'old' | 'new';
 }
 
 export interface RetryOptions {
@@ -67,6 +81,11 @@ export interface TaskContext {
   retry(opts?: RetryOptions): never;
   /** Store a custom state (e.g. 'PROGRESS') with meta, as Task.update_state. */
   updateState(state: string, meta?: unknown): Promise<void>;
+  /**
+   * Replace this task by a signature or canvas (Celery's Task.replace): it inherits this task's
+   * id, callbacks, errbacks, chord and the rest of its chain. Always throws: `throw this.replace(sig)`.
+   */
+  replace(sig: Signature | SignatureDict): never;
 }
 
 export type TaskFn<A extends unknown[] = unknown[], R = unknown> = (this: TaskContext, ...args: A) => R | Promise<R>;

@@ -30,6 +30,7 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
         expires: opts.expires,
         globalKeyprefix: opts.transportOptions?.global_keyprefix === undefined ? undefined : String(opts.transportOptions.global_keyprefix),
         logger: opts.logger,
+        chordOrdered: opts.transportOptions?.result_chord_ordered === undefined ? true : Boolean(opts.transportOptions.result_chord_ordered),
       });
     case 'file':
       return FileBackend.fromUrl(url);

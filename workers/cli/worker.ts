@@ -1,12 +1,14 @@
 /** `celeriac worker`: the `celery worker` command for Celeriac. */
-import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { appFromConfig, workerOptionsFromConfig } from '../app/fromConfig';
-import { loadTaskModule } from '../app/loadTasks';
+import { loadTaskModule, resolveModule } from '../app/loadTasks';
+import { createPool, type PoolKind, type TaskPool } from '../pool';
 import { Worker } from '../worker/worker';
 import { attachTaskEvents, SOFTWARE_INFO, WorkerEvents } from '../events';
 import { RemoteControl } from '../control';
+import { startMetrics, type MetricsServer } from '../metrics';
 import { expandNodeName } from '../worker/hostname';
 import { maskUrl } from '../log/mask';
 import { commonOverrides, loadOrExit, loggerFor, type CommonFlags } from './options';
@@ -27,6 +29,7 @@ interface WorkerFlags extends CommonFlags {
   autoscale?: string;
   maxTasksPerChild?: string;
   maxMemoryPerChild?: string;
+  metricsPort?: string;
 }
 
 function csv(v: string | undefined): string[] | undefined {
@@ -54,6 +57,7 @@ function writePidfile(path: string): () => void {
     }
     if (alive) throw new Error(`pidfile ${path} names a running process (${pid}): is a worker already running?`);
   }
+  mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${process.pid}\n`);
   return () => {
     try {
@@ -102,13 +106,25 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       optimization: flags.optimization as 'fair' | 'default' | undefined,
       pool: flags.pool as 'async' | 'threads' | 'processes' | undefined,
       autoscale: flags.autoscale,
+      metrics_port: int(flags.metricsPort, '--metrics-port'),
     },
   });
   const log = loggerFor(config);
   const app = appFromConfig(config, log);
-  for (const spec of config.worker.tasks) loadTaskModule(app, spec, projectRoot());
-  if (flags.app) loadTaskModule(app, flags.app, process.cwd());
+  const modules = [...config.worker.tasks.map((spec) => resolveModule(spec, projectRoot())), ...(flags.app ? [resolveModule(flags.app, process.cwd())] : [])];
+  for (const path of modules) loadTaskModule(app, path);
   const options = workerOptionsFromConfig(config);
+  const { logger: _logger, ...appOptions } = app.options;
+  const poolOf = (kind: PoolKind): TaskPool =>
+    createPool({
+      kind,
+      init: { appOptions, modules, hostname: options.hostname },
+      maxTasksPerChild: config.celery.worker_max_tasks_per_child,
+      maxMemoryPerChild: config.celery.worker_max_memory_per_child,
+      log,
+    });
+  options.pool = poolOf(config.worker.pool);
+  options.poolFactory = poolOf;
   const pidfile = config.worker.pidfile ? resolve(expandNodeName(config.worker.pidfile.replace(/%n/g, options.hostname.split('@')[0]!))) : null;
   const removePidfile = pidfile ? writePidfile(pidfile) : () => undefined;
 
@@ -146,7 +162,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
   });
   log.info(
     `celeriac ${options.hostname} v0.1.0: broker ${maskUrl(config.celery.broker_url)}, results ${maskUrl(config.celery.result_backend || 'disabled')}, ` +
-      `concurrency ${options.concurrency} (async), queues ${options.queues.join(',')}, tasks ${[...app.tasks.keys()].sort().join(', ')}`,
+      `concurrency ${options.autoscale ? `${options.autoscale.min}-${options.autoscale.max} (autoscale)` : options.concurrency} (${config.worker.pool}), queues ${options.queues.join(',')}, tasks ${[...app.tasks.keys()].sort().join(', ')}`,
   );
 
   let signals = 0;
@@ -161,6 +177,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     }
   };
   let stopping: Promise<void> | null = null;
+  let metrics: MetricsServer | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       // Celery's order: the heart stops (worker-offline) before running tasks drain.
@@ -169,6 +186,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       await worker.shutdown('warm');
       detachTaskEvents?.();
       events.close();
+      await metrics?.close();
       await worker.close();
       removePidfile();
       // Celery exits with EX_FAILURE after a cold shutdown, EX_OK after a warm one.
@@ -178,6 +196,14 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('unhandledRejection', (reason) => log.error(`unhandled rejection (worker goes on): ${String((reason as Error)?.stack ?? reason)}`));
 
+  // Before consuming: a port that cannot be bound stops the start, not a running worker.
+  const metricsPort = config.worker.metrics_port;
+  metrics = metricsPort === null ? null : await startMetrics(worker, { port: metricsPort, log }).catch((err: Error) => {
+    log.error(`metrics endpoint could not start on port ${metricsPort}: ${err.message}`);
+    removePidfile();
+    return process.exit(1);
+  });
+  if (metrics) log.info(`metrics: Prometheus endpoint on http://0.0.0.0:${metrics.port}/metrics`);
   await startWithRetry(worker, config.celery.broker_connection_retry_on_startup, log).catch((err: Error) => {
     log.error(`worker could not start: ${err.message}`);
     removePidfile();
@@ -205,6 +231,7 @@ export function addWorkerCommand(program: Command): void {
     .option('--prefetch-multiplier <n>', 'messages reserved per slot (0 = no limit)')
     .option('-E, --task-events', 'send task events for Flower / `celery events` (worker_send_task_events)')
     .option('--without-heartbeat', 'send no worker-online / worker-heartbeat / worker-offline events')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on http://0.0.0.0:<port>/metrics')
     .option('--pidfile <file>', 'write the pid here; refuses to start over a live pid')
     .option('-b, --broker <url>', 'broker URL (redis://, rediss://, filesystem://)')
     .option('--result-backend <url>', 'result backend URL (redis://, file://)')

@@ -12,6 +12,7 @@ import { buildMeta, serializeException } from '../backends/meta';
 import { TaskRevokedError } from '../app/errors';
 import { SOFTWARE_INFO } from '../events/heartbeat';
 import { TUNING_COMMANDS } from './tuning';
+import { CONSUMER_COMMANDS } from './consumers';
 
 export interface ControlLogger {
   info(msg: string): void;
@@ -184,6 +185,19 @@ async function revoke(ctx: ControlContext, args: Record<string, unknown>): Promi
   return ok(`tasks ${pySetRepr(ids)} flagged as revoked`);
 }
 
+/** inspect stats' `pool`, in the shape of Celery's prefork/threads pools (Flower shows it). */
+function poolInfo(worker: ControlContext['worker']): Record<string, unknown> {
+  const pool = worker.pool.stats();
+  return {
+    implementation: pool.implementation,
+    'max-concurrency': worker.options.concurrency,
+    processes: pool.processes,
+    'max-tasks-per-child': pool.maxTasksPerChild ?? 'N/A',
+    'put-guarded-by-semaphore': false,
+    timeouts: [0, 0],
+  };
+}
+
 export const COMMANDS: Readonly<Record<string, ControlHandler>> = {
   ping: () => ok('pong'),
 
@@ -204,14 +218,9 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = {
       pid: process.pid,
       clock: String(ctx.clock.value),
       uptime: worker.uptimeSeconds,
-      pool: {
-        implementation: 'celeriac:AsyncPool',
-        'max-concurrency': worker.options.concurrency,
-        processes: [process.pid],
-        'max-tasks-per-child': 'N/A',
-        'put-guarded-by-semaphore': false,
-        timeouts: [0, 0],
-      },
+      pool: poolInfo(worker),
+      ...(worker.autoscaler ? { autoscaler: worker.autoscaler.info() } : {}),
+      uuid: worker.uuid,
       broker: brokerInfo(ctx),
       prefetch_count: worker.currentPrefetch,
       rusage: rusage(),
@@ -321,4 +330,5 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = {
   },
 
   ...TUNING_COMMANDS,
+  ...CONSUMER_COMMANDS,
 };

@@ -8,6 +8,8 @@ import { pyRepr } from '../protocol/repr';
 
 const ok = (value: unknown): { ok: unknown } => ({ ok: value });
 const nok = (value: unknown): { error: unknown } => ({ error: value });
+// Celery 5.7's answer: with --autoscale the range is what a user changes (the autoscale command).
+const NOT_WITH_AUTOSCALE = (command: string): string => `${command} is not supported with autoscale. Adjust autoscale range instead.`;
 
 /** Celery's `n` argument: an int, 1 when absent. */
 function count(v: unknown): number {
@@ -35,12 +37,22 @@ function pyFalsy(v: unknown): boolean {
 
 export const TUNING_COMMANDS: Readonly<Record<string, ControlHandler>> = {
   pool_grow: (ctx, args) => {
+    if (ctx.worker.autoscaler) return nok(NOT_WITH_AUTOSCALE('pool_grow'));
     const size = ctx.worker.resize(count(args.n));
     ctx.log.info(`pool grown to ${size}`);
     return ok('pool will grow');
   },
 
+  autoscale: (ctx, args) => {
+    const autoscaler = ctx.worker.autoscaler;
+    if (!autoscaler) throw Object.assign(new Error('Autoscale not enabled'), { name: 'ValueError' });
+    const arg = (v: unknown): number | null => (v === undefined || v === null ? null : count(v));
+    const [max, min] = autoscaler.update(arg(args.max), arg(args.min));
+    return ok(`autoscale now max=${max} min=${min}`);
+  },
+
   pool_shrink: (ctx, args) => {
+    if (ctx.worker.autoscaler) return nok(NOT_WITH_AUTOSCALE('pool_shrink'));
     const size = ctx.worker.resize(-count(args.n));
     ctx.log.info(`pool shrunk to ${size}`);
     return ok('pool will shrink');

@@ -30,10 +30,12 @@ export interface HeartStats {
   active(): number;
   /** Tasks started since the worker began (Celery's all_total_count: counted when accepted). */
   processed(): number;
+  /** This worker run's uuid (not a Celery field: `celeriac workers stop --uuid` finds a worker by it). */
+  uuid?: string;
 }
 
 /** The worker's numbers for heartbeats, counted from its own 'task-started' events. */
-export function workerStats(worker: EventEmitter & { readonly activeCount: number }): HeartStats & { detach(): void } {
+export function workerStats(worker: EventEmitter & { readonly activeCount: number; readonly uuid?: string }): HeartStats & { detach(): void } {
   let started = 0;
   const onStarted = (): void => {
     started++;
@@ -42,6 +44,7 @@ export function workerStats(worker: EventEmitter & { readonly activeCount: numbe
   return {
     active: () => worker.activeCount,
     processed: () => started,
+    uuid: worker.uuid,
     detach: () => worker.off('task-started', onStarted),
   };
 }
@@ -64,13 +67,15 @@ export class Heart {
       processed: this.stats.processed(),
       loadavg: loadAverage(),
       ...SOFTWARE_INFO,
+      // Not `uuid`: in Celery's events that field is a task's id.
+      ...(this.stats.uuid ? { worker_uuid: this.stats.uuid } : {}),
     });
   }
 
   /**
    * worker-online now, then heartbeats on a timer of the event loop. A task that keeps the loop
-   * busy (CPU-bound JavaScript) delays them and can make monitors see the worker as offline; pools
-   * that run such tasks off the loop come in a later issue.
+   * busy (CPU-bound JavaScript) delays them and can make monitors see the worker as offline: run
+   * such tasks in the threads or processes pool (-P).
    */
   start(): Promise<void> {
     if (this.timer) return Promise.resolve();

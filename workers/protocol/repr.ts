@@ -4,6 +4,20 @@
  */
 const MAX_REPR = 1024;
 
+/** A value Python holds as a tuple: repr'd with parentheses (e.g. a signature's args). */
+export class PyTuple {
+  constructor(readonly items: readonly unknown[]) {}
+}
+
+/** Objects that know their Python form (canvas signatures) repr as that form. */
+export interface PyReprSource {
+  pyReprValue(): unknown;
+}
+
+function hasPyForm(v: object): v is PyReprSource {
+  return typeof (v as Partial<PyReprSource>).pyReprValue === 'function';
+}
+
 function reprString(s: string): string {
   const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
   const escaped = s
@@ -30,6 +44,11 @@ function reprValue(value: unknown, depth: number): string {
   if (Buffer.isBuffer(value)) return `b${reprString(value.toString('latin1'))}`;
   if (value instanceof Date) return reprString(value.toISOString());
   if (depth > 8) return '...';
+  if (value instanceof PyTuple) {
+    const inner = value.items.map((v) => reprValue(v, depth + 1)).join(', ');
+    return value.items.length === 1 ? `(${inner},)` : `(${inner})`;
+  }
+  if (typeof value === 'object' && hasPyForm(value)) return reprValue(value.pyReprValue(), depth);
   if (Array.isArray(value)) return `[${value.map((v) => reprValue(v, depth + 1)).join(', ')}]`;
   if (typeof value === 'object') {
     const parts = Object.entries(value as Record<string, unknown>).map(

@@ -154,6 +154,25 @@ export class FilesystemTransport implements Transport {
     this.kick(0);
   }
 
+  async addQueue(queue: string): Promise<void> {
+    assertValidQueueName(queue);
+    if (this.queues.includes(queue)) return;
+    this.queues = [...this.queues, queue];
+    this.kick(0);
+  }
+
+  async cancelQueue(queue: string): Promise<void> {
+    this.queues = this.queues.filter((q) => q !== queue);
+    // A scan in progress checks the list before each claim: once it ends, nothing more comes.
+    await this.running;
+  }
+
+  /** Message files of `queue` waiting in the in-folder (claimed ones are not counted). */
+  async queueDepth(queue: string): Promise<number> {
+    this.assertConnected();
+    return (await fsp.readdir(this.dataFolderIn)).filter((name) => queueOfFileName(name) === queue).length;
+  }
+
   async stopConsuming(): Promise<void> {
     this.consuming = false;
     if (this.timer) clearTimeout(this.timer);
@@ -364,7 +383,8 @@ export class FilesystemTransport implements Transport {
       let progressed = false;
       for (const queue of order) {
         const names = byQueue.get(queue);
-        if (!names || names.length === 0) continue;
+        // A queue cancelled during this pass (cancel_consumer) gets nothing more.
+        if (!names || names.length === 0 || !this.queues.includes(queue)) continue;
         progressed = true;
         while (names.length > 0 && this.consuming && this.capacity() > 0) {
           if (await this.tryDeliver(names.shift() as string, queue)) {

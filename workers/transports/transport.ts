@@ -71,8 +71,23 @@ export interface Transport {
    */
   consume(queues: string[], onDelivery: DeliveryHandler): Promise<void>;
   setPrefetch(count: number): void;
+  /**
+   * Celery's add_consumer: while consuming, take messages from one more (already declared) queue
+   * too, with the same handler. A queue already consumed is left as it is.
+   */
+  addQueue(queue: string): Promise<void>;
+  /**
+   * Celery's cancel_consumer: take no new message from `queue` once this resolves; deliveries
+   * already handed out from it stay valid for ack/reject.
+   */
+  cancelQueue(queue: string): Promise<void>;
   /** Stop fetching new messages; deliveries already handed out stay valid for ack/reject. */
   stopConsuming(): Promise<void>;
+  /**
+   * Messages waiting in `queue` (not handed to any consumer), for the metrics endpoint. Absent
+   * where the broker cannot tell.
+   */
+  queueDepth?(queue: string): Promise<number>;
   ack(delivery: Delivery): Promise<void>;
   /** requeue=true puts it back at the tail of its queue (kombu's reject(requeue=True)). */
   reject(delivery: Delivery, requeue: boolean): Promise<void>;

@@ -3,6 +3,7 @@ import type { TaskRequest } from '../protocol/message';
 import type { DeliveryInfo, RetryOptions, TaskContext, TaskOptions } from '../app/task';
 import { MaxRetriesExceededError, Retry } from '../app/errors';
 import { pyRepr } from '../protocol/repr';
+import { replacement } from '../canvas/replace';
 
 export interface ContextDeps {
   request: TaskRequest;
@@ -29,6 +30,9 @@ export function createContext(deps: ContextDeps): TaskContext {
       return deps.signal();
     },
     updateState: (state, meta) => deps.updateState(state, meta ?? null),
+    replace(sig): never {
+      throw replacement(req, sig);
+    },
     retry(opts: RetryOptions = {}): never {
       const max = opts.max_retries !== undefined ? opts.max_retries : (deps.options.max_retries ?? 3);
       if (max !== null && req.retries >= max) {

@@ -13,6 +13,11 @@ export interface Job {
   acked: boolean;
   /** Copies of this message the broker redelivered while it ran here (acked when it ends). */
   redeliveries: Delivery[];
+  /**
+   * Its message was given back to the broker (requeued) while the job is still winding down here:
+   * a redelivered copy arriving now is a new run, not a duplicate of this one.
+   */
+  requeued?: boolean;
   /** Seconds since the epoch when it started running (Celery's Request.time_start). */
   timeStart?: number;
 }

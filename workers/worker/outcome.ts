@@ -9,7 +9,9 @@ import { buildTaskMessage, type TaskRequest } from '../protocol/message';
 import { pyRepr } from '../protocol/repr';
 import type { Celeriac, AppLogger } from '../app/app';
 import type { TaskOptions } from '../app/task';
-import { Ignore, Reject, Retry, TaskRevokedError, WorkerLostError } from '../app/errors';
+import { Ignore, Reject, Replace, Retry, TaskRevokedError, WorkerLostError } from '../app/errors';
+import { WorkerCanvas } from '../canvas/trace';
+import { CanvasEnv } from '../canvas/env';
 import { exponentialBackoff } from './backoff';
 import type { Job } from './job';
 import type { RevokedSet } from './revoked';
@@ -28,14 +30,42 @@ export interface OutcomeDeps {
 
 export class Outcomes {
   private readonly log: AppLogger;
+  private canvasInstance: WorkerCanvas | null = null;
 
   constructor(private readonly deps: OutcomeDeps) {
     this.log = deps.app.log;
   }
 
+  /** Chains, callbacks, errbacks and chords (workers/canvas), made on first use. */
+  private get canvas(): WorkerCanvas {
+    this.canvasInstance ??= new WorkerCanvas(new CanvasEnv(this.deps.app, this.deps.backend(), this.deps.hostname));
+    return this.canvasInstance;
+  }
+
+  /** Canvas work after the result is stored must not undo the task's outcome: log and go on. */
+  private async afterStored(request: TaskRequest, step: (c: WorkerCanvas) => Promise<void>): Promise<void> {
+    if (!WorkerCanvas.involved(request)) return;
+    try {
+      await step(this.canvas);
+    } catch (err) {
+      this.log.error(`Task ${request.task}[${request.id}] canvas step failed: ${(err as Error).message}`);
+    }
+  }
+
   async success(job: Job, value: unknown, runtime: number): Promise<void> {
     const { request } = job;
-    if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery);
+    let children: unknown[] | undefined;
+    if (WorkerCanvas.involved(request)) {
+      // Callbacks and the next chain step go out before the result is stored (they are its children).
+      try {
+        children = await this.canvas.dispatch(request, value ?? null);
+      } catch (err) {
+        await this.failure(job, err, runtime);
+        return;
+      }
+    }
+    if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery, children);
+    await this.afterStored(request, (c) => c.succeeded(request, value ?? null));
     if (this.deps.logInfo) this.log.info(`Task ${request.task}[${request.id}] succeeded in ${runtime}s: ${pyRepr(value)}`);
     this.deps.emit('task-succeeded', { request, result: value, runtime });
     if (!job.acked) await this.settle(job.delivery, 'ack');
@@ -43,6 +73,12 @@ export class Outcomes {
 
   async failure(job: Job, error: unknown, runtime: number): Promise<void> {
     const { request } = job;
+    if (error instanceof Replace) {
+      await this.canvas.replaced(request, error.signature);
+      this.log.info(`Task ${request.task}[${request.id}] replaced`);
+      if (!job.acked) await this.settle(job.delivery, 'ack');
+      return;
+    }
     if (error instanceof Ignore) {
       if (!job.acked) await this.settle(job.delivery, 'ack');
       return;
@@ -55,7 +91,7 @@ export class Outcomes {
         if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, formatTraceback(error), job.delivery);
         this.deps.emit('task-failed', { request, exception: `Reject(${pyRepr(error.message)})`, runtime });
       }
-      if (!job.acked) await this.settle(job.delivery, error.requeue ? 'requeue' : 'reject');
+      if (!job.acked) await (error.requeue ? this.requeue(job) : this.settle(job.delivery, 'reject'));
       this.deps.emit('task-rejected', { request, requeue: error.requeue });
       return;
     }
@@ -68,6 +104,7 @@ export class Outcomes {
     if (failure instanceof TaskRevokedError && this.deps.revoked.has(request.id)) {
       // Terminated by a remote revoke: REVOKED, as Celery stores it.
       if (!ignoresResult(job)) await this.storeState(request, 'REVOKED', serializeException(failure), null, job.delivery);
+      await this.afterStored(request, (c) => c.revoked(request, failure));
       this.deps.emit('task-revoked', { request, expired: false, terminated: true });
       if (!job.acked) await this.settle(job.delivery, 'ack');
       return;
@@ -75,7 +112,7 @@ export class Outcomes {
     if (failure instanceof WorkerLostError && job.options.acks_late && job.options.reject_on_worker_lost && !job.acked) {
       // The pool child died under the task: give the message back, record nothing (Celery).
       this.log.warn(`Task ${request.task}[${request.id}] ${failure.message}: message requeued (reject_on_worker_lost)`);
-      await this.settle(job.delivery, 'requeue');
+      await this.requeue(job);
       return;
     }
     const exc = serializeException(failure);
@@ -83,8 +120,24 @@ export class Outcomes {
     this.log.error(`Task ${request.task}[${request.id}] raised unexpected: ${exc.exc_type}(${exc.exc_message.map((m) => pyRepr(m)).join(', ')})`);
     // Celery's store_errors_even_if_ignored defaults to False: ignore_result skips failures too.
     if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery);
+    await this.afterStored(request, (c) => c.failed(request, failure, traceback));
     this.deps.emit('task-failed', { request, exception: `${exc.exc_type}(${pyRepr(exc.exc_message[0] ?? '')})`, traceback, runtime });
     if (!job.acked) await this.settle(job.delivery, 'ack');
+  }
+
+  /**
+   * A task revoked or expired before it ran: REVOKED is stored, its chord counts it (Celery's
+   * mark_as_revoked), and the message is acknowledged, never run.
+   */
+  async discarded(job: Job, error: TaskRevokedError): Promise<void> {
+    const { request } = job;
+    try {
+      await this.storeState(request, 'REVOKED', serializeException(error), null, job.delivery);
+      await this.afterStored(request, (c) => c.revoked(request, error));
+    } catch (err) {
+      this.log.error(`Task ${request.task}[${request.id}] could not be stored as REVOKED: ${(err as Error).message}`);
+    }
+    await this.settle(job.delivery, 'ack');
   }
 
   /** Re-send the task with retries+1 (Celery's Task.retry), store RETRY, then ack the old message. */
@@ -116,7 +169,7 @@ export class Outcomes {
     if (!job.acked) await this.settle(delivery, 'ack');
   }
 
-  async storeState(request: TaskRequest, state: TaskState, result: unknown, traceback: string | null, delivery: Delivery): Promise<void> {
+  async storeState(request: TaskRequest, state: TaskState, result: unknown, traceback: string | null, delivery: Delivery, children?: unknown[]): Promise<void> {
     const backend = this.deps.backend();
     if (!backend) return;
     const meta = buildMeta(request.id, state, result, {
@@ -131,6 +184,7 @@ export class Outcomes {
         queue: delivery.routingKey || delivery.queue,
         group: request.group,
         parentId: request.parentId,
+        children,
       },
     });
     try {
@@ -141,6 +195,12 @@ export class Outcomes {
       const encodeError = serializeException(Object.assign(new Error(`result is not serializable: ${(err as Error).message}`), { name: 'EncodeError' }));
       await backend.store(buildMeta(request.id, 'FAILURE', encodeError, { traceback: null }));
     }
+  }
+
+  /** Give the job's message back to the queue (marked first: the copy may be back before we finish). */
+  requeue(job: Job): Promise<void> {
+    job.requeued = true;
+    return this.settle(job.delivery, 'requeue');
   }
 
   async settle(delivery: Delivery, how: Settlement): Promise<void> {

@@ -8,6 +8,7 @@
  * (the revoked set), execute.ts (time limits), ../pool (where a task runs).
  */
 import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Delivery, Transport } from '../transports/transport';
 import type { ResultBackend } from '../backends/backend';
@@ -16,14 +17,16 @@ import { parseTaskMessage, type TaskRequest } from '../protocol/message';
 import type { SerializerName } from '../protocol/serializers';
 import type { Celeriac, AppLogger } from '../app/app';
 import { NotRegistered, TaskRevokedError } from '../app/errors';
-import type { TaskPool } from '../pool/pool';
+import type { PoolKind, TaskPool } from '../pool/pool';
 import { AsyncPool } from '../pool/asyncPool';
 import { declarationFor, type QueuePolicy } from './queues';
+import type { QueueDefinition } from '../../config/types';
 import type { RateLimit } from './rate';
 import type { Job } from './job';
 import { Reservations } from './reservations';
 import { Outcomes } from './outcome';
 import { RevokedSet } from './revoked';
+import { Autoscaler } from './autoscaler';
 
 /** Most extra prefetch granted to tasks waiting for a rate-limit token. */
 const MAX_THROTTLED_EXTRA = 1000;
@@ -41,8 +44,12 @@ export interface WorkerOptions {
   queuePolicy?: QueuePolicy;
   /** Where tasks run (default: the event loop). */
   pool?: TaskPool;
+  /** Makes the pools that tasks pin with their `pool` option (a worker without it runs them in its own pool). */
+  poolFactory?: (kind: PoolKind) => TaskPool;
   /** --statedb: keep the revoked set in this file across restarts. */
   statedb?: string | null;
+  /** --autoscale max,min: the pool size moves between them (concurrency is then only the start). */
+  autoscale?: { max: number; min: number; keepalive?: number } | null;
 }
 
 type Phase = 'created' | 'running' | 'warm' | 'cold' | 'stopped';
@@ -66,8 +73,13 @@ export class Worker extends EventEmitter {
   private readonly log: AppLogger;
   private readonly logInfo: boolean;
   readonly pool: TaskPool;
+  /** Pools other than the worker's own, for tasks that pin one (option `pool`). */
+  private readonly pinnedPools = new Map<PoolKind, TaskPool>();
   /** Task ids revoked on this worker (Celery's worker_state.revoked). */
   readonly revoked: RevokedSet;
+  readonly autoscaler: Autoscaler | null = null;
+  /** Identifies this run of the worker in stats and heartbeats (ClimateSERV-style stop by uuid). */
+  readonly uuid = randomUUID();
   /** Tasks run, by name (Celery's worker_state.total_count). */
   private readonly totals = new Map<string, number>();
   private readonly startedAt = Date.now();
@@ -83,6 +95,25 @@ export class Worker extends EventEmitter {
     this.logInfo = app.log.isLevelEnabled?.('info') ?? true;
     this.pool = options.pool ?? new AsyncPool();
     this.revoked = new RevokedSet(options.statedb ?? null);
+    if (options.autoscale) {
+      const worker = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getters read live state
+      this.autoscaler = new Autoscaler(
+        {
+          get concurrency() {
+            return worker.options.concurrency;
+          },
+          get demand() {
+            return worker.active.size + worker.held.readyCount + worker.held.throttledCount;
+          },
+          setConcurrency: (n) => this.setConcurrency(n),
+          log: (message) => this.log.info(`autoscaler: ${message}`),
+        },
+        options.autoscale.max,
+        options.autoscale.min,
+        options.autoscale.keepalive,
+      );
+      options.concurrency = this.autoscaler.initial;
+    }
     this.held = new Reservations({
       admitted: () => {
         this.syncPrefetch();
@@ -122,6 +153,7 @@ export class Worker extends EventEmitter {
     this.transport = await this.app.transport();
     this.backend = await this.app.backend();
     await this.pool.start(this.options.concurrency);
+    await this.startPinnedPools();
     for (const q of this.options.queues) {
       await this.transport.declareQueue(declarationFor(q, this.options.queuePolicy ?? DEFAULT_QUEUE_POLICY));
     }
@@ -129,6 +161,7 @@ export class Worker extends EventEmitter {
     this.prefetchSet = this.basePrefetch;
     this.transport.setPrefetch(this.basePrefetch);
     await this.transport.consume(this.options.queues, (d) => this.onDelivery(d));
+    this.autoscaler?.start();
     this.log.info(`${this.options.hostname} ready.`);
   }
 
@@ -150,7 +183,7 @@ export class Worker extends EventEmitter {
       return;
     }
     const running = delivery.redelivered ? this.activeById.get(request.id) : undefined;
-    if (running) {
+    if (running && !running.requeued) {
       // The broker gave the message back while it still runs here (its channel closed, e.g.
       // RabbitMQ's consumer_timeout): finish it once and settle the copy with it.
       this.log.info(`Task ${request.task}[${request.id}] redelivered while running here: not started twice`);
@@ -158,6 +191,7 @@ export class Worker extends EventEmitter {
       return;
     }
     const job: Job = { delivery, request, def, options: this.app.taskOptions(def), controller: null, acked: false, redeliveries: [] };
+    this.autoscaler?.onTaskReceived();
     if (this.logInfo) this.log.info(`Task ${request.task}[${request.id}] received`);
     this.emit('task-received', job.request);
     if (this.isExpired(job) || this.discardIfRevoked(job)) return;
@@ -194,9 +228,7 @@ export class Worker extends EventEmitter {
   }
 
   private discard(job: Job, why: 'expired' | 'revoked'): void {
-    const exc = serializeException(new TaskRevokedError(why));
-    void this.outcomes.storeState(job.request, 'REVOKED', exc, null, job.delivery);
-    void this.outcomes.settle(job.delivery, 'ack');
+    void this.outcomes.discarded(job, new TaskRevokedError(why));
     this.emit('task-revoked', { request: job.request, expired: why === 'expired' });
   }
 
@@ -247,8 +279,10 @@ export class Worker extends EventEmitter {
         await this.outcomes.storeState(request, 'STARTED', { pid: process.pid, hostname: this.options.hostname }, null, job.delivery);
       }
       this.emit('task-started', request);
+      // Counted when the task starts, as Celery's task_accepted does (Flower's "processed").
+      this.totals.set(request.task, (this.totals.get(request.task) ?? 0) + 1);
       const started = performance.now();
-      const outcome = await this.pool.execute({
+      const outcome = await this.poolFor(job).execute({
         job,
         limits: this.limitsFor(job),
         hostname: this.options.hostname,
@@ -260,16 +294,37 @@ export class Worker extends EventEmitter {
     } catch (err) {
       // Only infrastructure can land here (result backend or broker errors): never crash the worker.
       this.log.error(`Task ${request.task}[${request.id}] could not be completed: ${(err as Error).message}`);
-      if (!job.acked) void this.outcomes.settle(job.delivery, 'requeue');
+      if (!job.acked) void this.outcomes.requeue(job);
     } finally {
       this.active.delete(job);
-      this.activeById.delete(request.id);
+      // A requeued message may already run again here under the same id: leave that entry alone.
+      if (this.activeById.get(request.id) === job) this.activeById.delete(request.id);
       for (const copy of job.redeliveries) void this.outcomes.settle(copy, 'ack');
       this.processed++;
-      this.totals.set(request.task, (this.totals.get(request.task) ?? 0) + 1);
       this.emit('task-done', job);
       if (this.active.size === 0) this.drained?.();
       this.pump();
+    }
+  }
+
+  private poolFor(job: Job): TaskPool {
+    const kind = job.options.pool;
+    return (kind && this.pinnedPools.get(kind)) || this.pool;
+  }
+
+  /** One extra pool per kind that registered tasks pin, as large as the worker's concurrency. */
+  private async startPinnedPools(): Promise<void> {
+    const factory = this.options.poolFactory;
+    for (const def of this.app.tasks.values()) {
+      const kind = this.app.taskOptions(def).pool;
+      if (!kind || kind === this.pool.kind || this.pinnedPools.has(kind)) continue;
+      if (!factory) {
+        this.log.warn(`Task ${def.name} asks for the ${kind} pool, which this worker cannot start: it runs in the ${this.pool.kind} pool`);
+        continue;
+      }
+      const pool = factory(kind);
+      this.pinnedPools.set(kind, pool);
+      await pool.start(this.options.concurrency);
     }
   }
 
@@ -325,7 +380,7 @@ export class Worker extends EventEmitter {
 
   setConcurrency(size: number): number {
     this.options.concurrency = Math.max(1, Math.trunc(size));
-    this.pool.resize(this.options.concurrency);
+    for (const pool of [this.pool, ...this.pinnedPools.values()]) pool.resize(this.options.concurrency);
     this.syncPrefetch();
     this.pump();
     return this.options.concurrency;
@@ -342,6 +397,33 @@ export class Worker extends EventEmitter {
   }
 
   /**
+   * The add_consumer command: declare `queue` (its task_queues entry, else `definition`, else as
+   * a missing queue) and consume it too; active_queues lists it. False when already consumed.
+   */
+  async addConsumer(queue: string, definition?: QueueDefinition): Promise<boolean> {
+    if (this.options.queues.includes(queue)) return false;
+    const policy = this.options.queuePolicy ?? DEFAULT_QUEUE_POLICY;
+    // Kept in the policy, as Celery's select_add keeps it in app.amqp.queues: active_queues reads it.
+    if (definition && !policy.definitions?.some((q) => q.name === queue)) {
+      this.options.queuePolicy = { ...policy, definitions: [...(policy.definitions ?? []), definition] };
+    }
+    await this.transport.declareQueue(declarationFor(queue, this.options.queuePolicy ?? policy));
+    this.options.queues = [...this.options.queues, queue];
+    await this.transport.addQueue(queue);
+    this.log.info(`Started consuming from ${queue}`);
+    return true;
+  }
+
+  /** The cancel_consumer command: no new message from `queue`; tasks already held from it still run. */
+  async cancelConsumer(queue: string): Promise<boolean> {
+    if (!this.options.queues.includes(queue)) return false;
+    this.log.info(`Canceling queue ${queue}`);
+    this.options.queues = this.options.queues.filter((q) => q !== queue);
+    await this.transport.cancelQueue(queue);
+    return true;
+  }
+
+  /**
    * Celery's revoke: remember the ids (reserved and ETA tasks with them are discarded as REVOKED
    * before they run, now or when they arrive); terminate=true stops a running one in its pool.
    * Returns the ids of the running tasks it terminated.
@@ -354,7 +436,7 @@ export class Worker extends EventEmitter {
       for (const id of ids) {
         const job = this.activeById.get(id);
         if (!job) continue;
-        this.pool.terminate(job, new TaskRevokedError('terminated'));
+        this.poolFor(job).terminate(job, new TaskRevokedError('terminated'));
         terminated.push(id);
       }
     }
@@ -369,9 +451,10 @@ export class Worker extends EventEmitter {
    */
   async shutdown(mode: 'warm' | 'cold' = 'warm'): Promise<void> {
     if (this.phase === 'stopped' || this.phase === 'created') return;
+    this.autoscaler?.stop();
     if (mode === 'cold') {
       this.phase = 'cold';
-      for (const job of this.active) this.pool.terminate(job, new Error('cold shutdown'));
+      for (const job of this.active) this.poolFor(job).terminate(job, new Error('cold shutdown'));
       this.drained?.();
       return;
     }
@@ -387,7 +470,7 @@ export class Worker extends EventEmitter {
   /** Close connections after shutdown; unacked messages (reserved, acks_late running) are restored. */
   async close(): Promise<void> {
     this.phase = 'stopped';
-    await this.pool.close();
+    await Promise.all([this.pool, ...this.pinnedPools.values()].map((p) => p.close()));
     await this.app.close();
   }
 }

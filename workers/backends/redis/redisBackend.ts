@@ -9,6 +9,7 @@ import { LuaScript } from '../../redis/script';
 import type { ResultBackend, ResultMeta } from '../backend';
 import { ResultWaiters } from '../waiters';
 import { parseJson, stringifyJson } from '../../protocol/serializers';
+import { RedisChordStore } from './chord';
 
 const STORE = LuaScript.fromFile('storeResult', join(__dirname, 'storeResult.lua'));
 
@@ -30,6 +31,8 @@ export interface RedisBackendOptions {
   expires?: number | null;
   globalKeyprefix?: string;
   logger?: RedisLogger;
+  /** result_backend_transport_options.result_chord_ordered (Celery's default True: a zset by group_index). */
+  chordOrdered?: boolean;
 }
 
 export class RedisBackend implements ResultBackend {
@@ -39,6 +42,7 @@ export class RedisBackend implements ResultBackend {
   private readonly waiters = new ResultWaiters((taskId) => void this.subscriber?.unsubscribe(this.key(taskId)).catch(() => undefined));
   private readonly prefix: string;
   private readonly pending: PendingStore[] = [];
+  private chordStore: RedisChordStore | null = null;
 
   constructor(private readonly opts: RedisBackendOptions) {
     this.client = connectRedis(opts.url, { ssl: opts.ssl, logger: opts.logger, name: 'result backend' });
@@ -47,6 +51,17 @@ export class RedisBackend implements ResultBackend {
 
   key(taskId: string): string {
     return `${this.prefix}celery-task-meta-${taskId}`;
+  }
+
+  /** celery-taskset-meta-<group id><suffix>: a saved GroupResult and the chord keys (.j .t .s .d .c). */
+  groupKey(groupId: string, suffix = ''): string {
+    return `${this.prefix}celery-taskset-meta-${groupId}${suffix}`;
+  }
+
+  /** The chord operations on this backend's connection (see chord.ts). */
+  chords(): RedisChordStore {
+    this.chordStore ??= new RedisChordStore(this.client, (gid, suffix) => this.groupKey(gid, suffix), this.opts.expires ?? 0, this.opts.chordOrdered ?? true);
+    return this.chordStore;
   }
 
   async connect(): Promise<void> {

@@ -51,7 +51,8 @@ export class AmqpTransport implements Transport {
   private generation = 0;
   private readonly declared = new Map<string, QueueDeclaration>();
   private consuming: { queues: string[]; onDelivery: DeliveryHandler } | null = null;
-  private consumerTags: string[] = [];
+  /** Queue name -> its basic.consume tag on the current consume channel. */
+  private consumerTags = new Map<string, string>();
   private prefetch = 0;
   private qosScheduled = false;
   private closing = false;
@@ -176,9 +177,11 @@ export class AmqpTransport implements Transport {
   }
 
   async consume(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
-    this.consuming = { queues, onDelivery };
+    // A copy: add_consumer / cancel_consumer change it, and a reconnect resumes what it says.
+    const consuming = { queues: [...new Set(queues)], onDelivery };
+    this.consuming = consuming;
     await this.ready;
-    await this.startConsumers(queues, onDelivery);
+    await this.startConsumers(consuming.queues, onDelivery);
   }
 
   private async startConsumers(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
@@ -186,14 +189,51 @@ export class AmqpTransport implements Transport {
     if (!ch) return;
     // basic.qos must be in force before basic.consume, or a backlog arrives all at once.
     await this.applyQos();
+    this.consumerTags = new Map();
+    // Over a copy: add_consumer may append to the list meanwhile (it consumes that queue itself).
+    for (const queue of [...queues]) await this.consumeOne(ch, queue, onDelivery);
+  }
+
+  private async consumeOne(ch: Channel, queue: string, onDelivery: DeliveryHandler): Promise<void> {
     const generation = this.generation;
-    this.consumerTags = [];
-    for (const queue of queues) {
-      const { consumerTag } = await ch.consume(queue, (msg) => {
-        if (!msg) return; // consumer cancelled by the broker (queue deleted): reconnect handles it
-        onDelivery(this.toDelivery(msg, queue, generation));
-      });
-      this.consumerTags.push(consumerTag);
+    const { consumerTag } = await ch.consume(queue, (msg) => {
+      if (!msg) return; // consumer cancelled by the broker (queue deleted): reconnect handles it
+      onDelivery(this.toDelivery(msg, queue, generation));
+    });
+    this.consumerTags.set(queue, consumerTag);
+  }
+
+  async addQueue(queue: string): Promise<void> {
+    const consuming = this.consuming;
+    if (!consuming || consuming.queues.includes(queue)) return;
+    consuming.queues.push(queue);
+    await this.ready;
+    // No channel now: the reconnect starts a consumer for every queue in the list.
+    if (this.consumeChannel && !this.consumerTags.has(queue)) await this.consumeOne(this.consumeChannel, queue, consuming.onDelivery);
+  }
+
+  /** basic.cancel of the queue's consumer; what it already delivered stays ours to ack. */
+  async cancelQueue(queue: string): Promise<void> {
+    if (this.consuming) this.consuming.queues = this.consuming.queues.filter((q) => q !== queue);
+    const tag = this.consumerTags.get(queue);
+    this.consumerTags.delete(queue);
+    // A failed cancel means the channel is gone; the reconnect resumes only the queues listed.
+    if (tag && this.consumeChannel) await this.consumeChannel.cancel(tag).catch(() => undefined);
+  }
+
+  /**
+   * Ready messages in the queue (queue.declare passive's message_count), on a channel of its own:
+   * a queue that does not exist closes the channel it is asked on (404).
+   */
+  async queueDepth(queue: string): Promise<number> {
+    await this.ready;
+    if (!this.model) throw new Error('amqp transport is not connected');
+    const ch = await this.model.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      return (await ch.checkQueue(queue)).messageCount;
+    } finally {
+      await ch.close().catch(() => undefined);
     }
   }
 
@@ -235,9 +275,9 @@ export class AmqpTransport implements Transport {
 
   async stopConsuming(): Promise<void> {
     const ch = this.consumeChannel;
-    const tags = this.consumerTags;
+    const tags = [...this.consumerTags.values()];
     this.consuming = null;
-    this.consumerTags = [];
+    this.consumerTags = new Map();
     if (!ch) return;
     for (const tag of tags) await ch.cancel(tag).catch(() => undefined);
   }

@@ -64,7 +64,10 @@ export class RedisTransport implements Transport {
   private readonly held = new Map<string, Held>();
   private prefetch = 0;
   private consuming = false;
+  /** The queues polled; add_consumer / cancel_consumer change it while the loop runs. */
+  private queues: string[] = [];
   private loopDone: Promise<void> = Promise.resolve();
+  /** Wakes the loop waiting for prefetch credit, or for a queue to consume. */
   private creditWaiter: (() => void) | null = null;
   private pendingAcks: string[] = [];
   private acksInFlight = 0;
@@ -109,6 +112,7 @@ export class RedisTransport implements Transport {
   async consume(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
     if (this.consuming) throw new Error('already consuming');
     this.consuming = true;
+    this.queues = [...new Set(queues)];
     this.blocking = this.client.duplicate();
     this.blocking.on('error', () => undefined); // the main client logs the outage once
     await this.blocking.connect();
@@ -118,7 +122,19 @@ export class RedisTransport implements Transport {
     this.timers.push(setInterval(() => void this.restoreVisible().catch((e: Error) => this.warn(`restore failed: ${e.message}`)), sweepMs));
     this.timers.push(setInterval(() => void this.refreshHeld().catch((e: Error) => this.warn(`refresh failed: ${e.message}`)), refreshMs));
     for (const t of this.timers) t.unref();
-    this.loopDone = this.loop(queues, onDelivery);
+    this.loopDone = this.loop(onDelivery);
+  }
+
+  async addQueue(queue: string): Promise<void> {
+    if (this.queues.includes(queue)) return;
+    // A BRPOP in flight keeps its keys until it times out (pollTimeout): kombu has the same lag.
+    this.queues = [...this.queues, queue];
+    this.wakeForCredit();
+  }
+
+  async cancelQueue(queue: string): Promise<void> {
+    // A poll already in flight may still pop from it: dispatch() puts such messages back.
+    this.queues = this.queues.filter((q) => q !== queue);
   }
 
   async stopConsuming(): Promise<void> {
@@ -201,7 +217,7 @@ export class RedisTransport implements Transport {
   }
 
   /** Messages waiting in a queue (all priority steps), kombu's _size. */
-  async size(queue: string): Promise<number> {
+  async queueDepth(queue: string): Promise<number> {
     const m = this.client.multi();
     for (const { key } of this.keys.consumeKeys([queue])) m.llen(key);
     const res = (await m.exec()) ?? [];
@@ -227,8 +243,13 @@ export class RedisTransport implements Transport {
 
   // ---- internals ----
 
-  private async loop(queues: string[], onDelivery: DeliveryHandler): Promise<void> {
+  private async loop(onDelivery: DeliveryHandler): Promise<void> {
     while (this.consuming) {
+      if (this.queues.length === 0) {
+        // Every queue cancelled: BRPOP needs at least one key; wait for add_consumer.
+        await new Promise<void>((resolve) => (this.creditWaiter = resolve));
+        continue;
+      }
       // Acks not yet flushed still count: Redis sees them as unacked until the flush lands.
       const outstanding = this.held.size + this.pendingAcks.length + this.acksInFlight;
       const credit = this.prefetch === 0 ? MAX_BATCH : Math.min(MAX_BATCH, this.prefetch - outstanding);
@@ -237,7 +258,7 @@ export class RedisTransport implements Transport {
         continue;
       }
       try {
-        const keys = this.rotatedKeys(queues);
+        const keys = this.rotatedKeys(this.queues);
         let batch = await this.claim(keys, credit);
         if (batch === 0 && this.consuming) {
           const popped = await this.blocking!.brpop(...keys.map((k) => k.key), this.opts.pollTimeout ?? 1);
@@ -260,7 +281,22 @@ export class RedisTransport implements Transport {
     if (!this.consuming) return; // held messages go back to the queue at close()
     const ready = this.undelivered;
     this.undelivered = [];
-    for (const h of ready) onDelivery(h.delivery);
+    for (const h of ready) {
+      if (this.queues.includes(h.key)) onDelivery(h.delivery);
+      else this.putBack(h);
+    }
+  }
+
+  /**
+   * Popped from a queue cancelled while the poll was in flight: back to the head of its queue,
+   * as kombu's basic_cancel restores what it read after cancelling.
+   */
+  private putBack(h: Held): void {
+    this.held.delete(h.delivery.deliveryTag);
+    this.restore(h.envelope, [h.key], 'RPUSH').then(
+      () => this.wakeForCredit(),
+      (e: Error) => this.warn(`could not put back a message of cancelled queue ${h.key}: ${e.message}`),
+    );
   }
 
   /** Round-robin between queues (kombu's default queue_order_strategy), priority-major keys. */
