@@ -11,8 +11,11 @@ export {
   TimeLimitExceeded,
   NotRegistered,
   WorkerLostError,
+  ChordError,
 } from './app/errors';
 export { Worker, type WorkerOptions } from './worker/worker';
 export { AsyncResult, RemoteTaskError } from './producer/asyncResult';
+export { GroupResult } from './producer/groupResult';
+export { signature, chain, group, chord, Signature, Chain, Group, Chord, XMap, XStarmap, Chunks } from './canvas';
 export { appFromConfig, workerOptionsFromConfig } from './app/fromConfig';
 export { loadConfig } from '../config';
