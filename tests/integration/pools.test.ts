@@ -118,6 +118,11 @@ describe.each(POOLS)('-P $pool', ({ pool, broker, results }) => {
     if (pool === 'processes') expect(seen.every((id) => !id.startsWith(`${worker.pid}/`))).toBe(true);
   }, 60_000);
 
+  it('replace() from inside a child sends the replacement under the same id', async () => {
+    const r = await send('pool.replace_by_add', [41]);
+    await expect(r.get({ timeout: 20 })).resolves.toBe(42);
+  }, 30_000);
+
   it('a child dying under a task fails it with WorkerLostError; the worker lives on', async () => {
     const r = await send('pool.crash', []);
     await expect(r.get({ timeout: 20 })).rejects.toMatchObject({ name: 'WorkerLostError' });
