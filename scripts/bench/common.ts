@@ -183,6 +183,42 @@ export function groupCpu(pgrp: number): number {
   return sum;
 }
 
+// ---- memory from /proc ----------------------------------------------------------------------------
+
+export interface ProcMemory {
+  pid: number;
+  /** The kernel's short name of the process (node, celery, python...). */
+  comm: string;
+  rssKiB: number;
+  /** Proportional set size: pages shared with other processes count a share each (see pools.ts). */
+  pssKiB: number;
+}
+
+/**
+ * RSS and PSS of every live process in a process group (a worker, its pool processes, and the
+ * threads inside them), from /proc/<pid>/smaps_rollup: one read gives both. A process that exits
+ * mid-scan, or a zombie, is skipped.
+ */
+export function groupMemory(pgrp: number): ProcMemory[] {
+  const out: ProcMemory[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (Number(stat.slice(close + 2).split(' ')[2]) !== pgrp) continue;
+      const rollup = readFileSync(`/proc/${entry}/smaps_rollup`, 'utf8');
+      const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
+      const rssKiB = kib('Rss');
+      if (Number.isNaN(rssKiB)) continue; // a zombie has no mappings left
+      out.push({ pid: Number(entry), comm: stat.slice(stat.indexOf('(') + 1, close), rssKiB, pssKiB: kib('Pss') });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 // ---- statistics -----------------------------------------------------------------------------------
 
 export interface LatencyResult {

@@ -6,11 +6,14 @@ Configured from the environment:
   RESULT_BACKEND  result backend (e.g. redis://127.0.0.1:P/1, rpc://; empty: none)
   IGNORE_RESULT   "1": task_ignore_result=True (the worker stores and sends no results)
 
-Task: demo.noop() -> None (the same name as Celeriac's demo task).
+Tasks: demo.noop() -> None (the same name as Celeriac's demo task); for `--suite pools`,
+bench.primes(bound) and bench.sha256(k), the same loops as scripts/bench/cpuTasks.ts.
 
 Worker:   celery -A pybench worker ...            (cwd scripts/bench)
 Enqueue:  python pybench.py enqueue N             N demo.noop messages, published in kombu
                                                   pipeline batches; prints {"n", "seconds"}
+          python pybench.py enqueue N TASK ARGS   the same for task TASK with args ARGS (a JSON
+                                                  list), e.g. enqueue 2000 bench.primes '[30000]'
 Enqueue to RabbitMQ vhosts:
           python pybench.py enqueue-amqp N URL...
                                                   N demo.noop messages, each built once and
@@ -21,6 +24,7 @@ Enqueue to RabbitMQ vhosts:
 Latency:  python pybench.py latency N WARMUP      N sequential apply_async().get() after WARMUP
                                                   uncounted ones; prints {"ms": [...]}
 """
+import hashlib
 import json
 import os
 import sys
@@ -47,7 +51,39 @@ def noop():
     return None
 
 
-def enqueue(n):
+# The same bytes as cpuTasks.ts's buffer: i % 251 for i in 0..65535.
+_SHA_BUFFER = bytes(i % 251 for i in range(65536))
+
+
+def count_primes(bound):
+    """Primes below `bound` by trial division: the loop cpuTasks.ts's countPrimes runs."""
+    count = 0
+    n = 2
+    while n < bound:
+        d = 2
+        while d * d <= n and n % d != 0:
+            d += 1
+        if d * d > n:
+            count += 1
+        n += 1
+    return count
+
+
+@app.task(name="bench.primes")
+def primes(bound):
+    return count_primes(bound)
+
+
+@app.task(name="bench.sha256")
+def sha256(k):
+    """sha256 of the fixed buffer, k times over (OpenSSL, as in Node); the last hex digest."""
+    digest = ""
+    for _ in range(k):
+        digest = hashlib.sha256(_SHA_BUFFER).hexdigest()
+    return digest
+
+
+def enqueue(n, task="demo.noop", args=None):
     # send_task subscribes the *producer* to each task's result channel (RedisBackend.on_task_call)
     # so that a later .get() cannot miss the result. Nobody waits on these results and the process
     # exits right after, so skip the 20,000 SUBSCRIBEs: the messages themselves are unchanged.
@@ -56,7 +92,7 @@ def enqueue(n):
     with app.producer_or_acquire() as producer:
         with producer.batch(max_size=1000):
             for _ in range(n):
-                app.send_task("demo.noop", producer=producer)
+                app.send_task(task, args=args, producer=producer)
     print(json.dumps({"n": n, "seconds": time.perf_counter() - started}), flush=True)
 
 
@@ -118,7 +154,10 @@ def latency(n, warmup):
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "enqueue":
-        enqueue(int(sys.argv[2]))
+        if len(sys.argv) > 3:
+            enqueue(int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]) if len(sys.argv) > 4 else [])
+        else:
+            enqueue(int(sys.argv[2]))
     elif command == "enqueue-amqp":
         enqueue_amqp(int(sys.argv[2]), sys.argv[3:])
     elif command == "latency":
