@@ -160,15 +160,21 @@ def op_watch(cmd):
     deadline = time.time() + cmd.get("timeout", 20)
     interval = cmd.get("interval", 0.01)
     states = []
+    def snapshot():
+        # One meta read for both: res.state then res.info would read twice (rpc:// drains its
+        # reply queue on each read), and could pair PROGRESS with the final result.
+        meta = res._get_task_meta()
+        return meta["status"], jsonable(meta["result"])
+
     while True:
-        state, info = res.state, jsonable(res.info)
+        state, info = snapshot()
         if not states or (states[-1]["state"], states[-1]["info"]) != (state, info):
             states.append({"state": state, "info": info, "t": time.time()})
         if res.ready() or time.time() > deadline:
             break
         time.sleep(interval)
     # ready() polls again: the state it saw may be newer than the last one recorded.
-    final, info = res.state, jsonable(res.info)
+    final, info = snapshot()
     if (states[-1]["state"], states[-1]["info"]) != (final, info):
         states.append({"state": final, "info": info, "t": time.time()})
     return {"id": res.id, "states": states, "state": final, "result": jsonable(res.result)}

@@ -289,6 +289,12 @@ export class Worker extends EventEmitter {
         updateState: (state, meta) => this.outcomes.storeState(request, state, meta, null, job.delivery),
       });
       const runtime = (performance.now() - started) / 1000;
+      if (this.phase === 'cold' || this.phase === 'stopped') {
+        // Cold shutdown (and the close() right after it): like a killed Celery pool, record nothing
+        // and leave an unacked (acks_late) message for the broker to give back on close.
+        this.log.warn(`Task ${request.task}[${request.id}] abandoned by the cold shutdown${job.acked ? '' : ': its message goes back to the queue'}`);
+        return;
+      }
       if (outcome.ok) await this.outcomes.success(job, outcome.value, runtime);
       else await this.outcomes.failure(job, outcome.error, runtime);
     } catch (err) {
