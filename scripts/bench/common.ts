@@ -219,6 +219,24 @@ export function groupMemory(pgrp: number): ProcMemory[] {
   return out;
 }
 
+/**
+ * tsx's esbuild transform service: a node worker run from TypeScript source starts one in its
+ * group when a file is not in tsx's disk cache yet (the first start after an edit), and it stays
+ * up. It belongs to running from source, not to the worker (a compiled build has none), and it
+ * would land on whichever contender happened to start first: the broker suite leaves it out.
+ */
+const LOADER_COMMS = new Set(['esbuild']);
+
+/** The worker's own processes in a group: groupMemory without tsx's transform service. */
+export function workerMemory(pgrp: number): ProcMemory[] {
+  return groupMemory(pgrp).filter((p) => !LOADER_COMMS.has(p.comm));
+}
+
+/** Summed RSS (KiB) of a worker's process group, for the broker suite's idle and end-of-drain readings. */
+export function groupRssKiB(pgrp: number): number {
+  return workerMemory(pgrp).reduce((sum, p) => sum + p.rssKiB, 0);
+}
+
 // ---- statistics -----------------------------------------------------------------------------------
 
 export interface LatencyResult {
@@ -241,11 +259,24 @@ export function latencyOf(samples: number[]): LatencyResult {
 // ---- what both brokers report -------------------------------------------------------------------
 
 export interface ContenderSpec {
-  /** celeriac (the -c N main one), celeriac8, prefork, threads; amqp also: amqplib. */
+  /** celeriac (the -c N main one), celeriac8, prefork, threads, celerynode; amqp also: amqplib. */
   id: string;
   label: string;
-  /** reference: a bare client with no task framework, to show the broker's ceiling. */
-  kind: 'celeriac' | 'python' | 'reference';
+  /**
+   * reference: a bare client with no task framework, to show the broker's ceiling.
+   * peer: another Node Celery worker (celery-node), run through its own API.
+   */
+  kind: 'celeriac' | 'python' | 'reference' | 'peer';
+  /** Processes in the worker's group once it consumes (prefork: the parent and its children). */
+  processes: number;
+}
+
+/** A contender that cannot run in a broker/results setting, and why: reported instead of a row. */
+export interface Gap {
+  broker: 'redis' | 'amqp';
+  results: string;
+  contender: Omit<ContenderSpec, 'processes'>;
+  why: string;
 }
 
 export interface DrainResult {
@@ -253,6 +284,8 @@ export interface DrainResult {
   windowUs: { fromUs: number; toUs: number };
   startupS: number;
   drainS: number;
+  /** Tasks drained: N, but fewer for celery-node on AMQP (amqp.ts). */
+  tasks: number;
   rate: number;
   workerCpuS: number;
   /** redis-server or the RabbitMQ VM (beam.smp), over the drain. */
@@ -261,6 +294,8 @@ export interface DrainResult {
   otherCores: number;
   /** Redis only: commands the drain caused, by name. */
   commands?: Map<string, number>;
+  /** RSS summed over the worker's process group, read the moment the drain ended. */
+  rssEndKiB: number;
 }
 
 export interface Row {
@@ -272,8 +307,12 @@ export interface Row {
   runs: DrainResult[];
   /** The median drain by rate (the upper one of the middle two for an even count). */
   drain: DrainResult;
+  /** Round trips from the Python Celery client (null where it cannot read this worker's results). */
   latency: LatencyResult | null;
-  tsLatency: LatencyResult | null;
+  /** Round trips from the worker's own Node client: Celeriac's app.sendTask, celery-node's client. */
+  ownLatency: { client: string; result: LatencyResult } | null;
+  /** RSS summed over the worker's process group, started on an empty queue and settled (idle.ts). */
+  idleRssKiB: number | null;
 }
 
 export function medianRun(runs: DrainResult[]): DrainResult {

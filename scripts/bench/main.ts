@@ -1,14 +1,17 @@
 /**
  * `npm run bench [-- --broker redis|amqp|all --n 20000 --latency 500 --profile ...]`
  *
- * Celeriac against Python Celery on the same machine, same broker, same messages, in one run:
- *   - Redis (redis.ts): a private redis-server, results in Redis;
+ * Celeriac against Python Celery and celery-node on the same machine, same broker, same
+ * messages, in one run:
+ *   - Redis (redis.ts): a private redis-server, results in Redis and results ignored, and the
+ *     physical reference: redis-benchmark for the commands a task costs (redisref.ts);
  *   - AMQP (amqp.ts): a private RabbitMQ node, once with results ignored and once with Celery's
  *     rpc:// result backend.
  * Each worker drains N pre-enqueued `demo.noop` tasks (start-up excluded), then, still running,
- * answers sequential apply_async().get() round trips. One table at the end, with Celeriac's rate
- * as a multiple of each Python pool's in the same broker/results setting. With --profile, one more
- * Celeriac drain per broker under `node --cpu-prof`, summarized.
+ * answers sequential apply_async().get() round trips; its RSS is read idle (a worker of its own
+ * on an empty queue) and at the end of each drain. The per-contender table, then one table with
+ * Celeriac against every peer and the ratios (peers.ts). With --profile, one more Celeriac drain
+ * per broker under `node --cpu-prof`, summarized.
  * Nothing is written to the repository. See docs/benchmarks.md for the method and a recorded run.
  *
  * `--suite pools` runs pools.ts instead: CPU-bound tasks per Celeriac execution pool against
@@ -22,8 +25,9 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { BENCH_DIR, ROOT, live, positiveInt, stop, type Row } from './common';
 import { rabbitStoppers } from './rabbit';
-import { runRedis, stopRedis, type BenchOutcome } from './redis';
+import { runRedis, stopRedis, type BenchOutcome, type RedisMode } from './redis';
 import { runAmqp, stopAmqp, type AmqpMode } from './amqp';
+import { fmt, peersReport, renderTable } from './peers';
 import { POOLS_HELP, POOLS_OPTIONS, runPools, stopPools } from './pools';
 
 const { values: flags } = parseArgs({
@@ -43,6 +47,10 @@ const { values: flags } = parseArgs({
     'amqp-repeat': { type: 'string', default: '1' },
     'amqp-celeriac-repeat': { type: 'string', default: '3' },
     'amqp-modes': { type: 'string', default: 'ignored,rpc' },
+    'redis-modes': { type: 'string', default: 'redis,ignored' },
+    'redis-benchmark-n': { type: 'string', default: '100000' },
+    'celerynode-nodelay': { type: 'boolean', default: false },
+    'celerynode-amqp-n': { type: 'string', default: '2000' },
     'celeriac-node-arg': { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', default: false },
     ...POOLS_OPTIONS,
@@ -60,15 +68,20 @@ if (flags.help) {
       '  --latency N               sequential round trips per worker (500; 0 = skip)',
       '  --warmup N                uncounted round trips before those (20)',
       '  --celeriac-concurrency N  Celeriac -c for the main contender (100); -c 8 always runs too',
-      '  --only a,b                contenders: celeriac, celeriac8, prefork, threads; amqp also amqplib (reference)',
+      '  --only a,b                contenders: celeriac, celeriac8, prefork, threads, celerynode; amqp also amqplib (reference)',
       '  --profile                 one more Celeriac drain per broker (and AMQP mode) under node --cpu-prof, summarized',
       '  --celeriac-node-arg A     extra node argument for Celeriac workers, repeatable (experiments: -r preload.js)',
       '  --poll-ms N               Redis: queue/results poll interval (2)',
       '  --drain-timeout S         give up on a drain after S seconds (300)',
       '  --repeat R                Redis: drains per contender, interleaved; the median is reported (3)',
-      '  --amqp-repeat R           AMQP: drains per Python contender per mode (1)',
+      '  --amqp-repeat R           AMQP: drains per Python and celery-node contender per mode (1)',
       '  --amqp-celeriac-repeat R  AMQP: drains per Celeriac (and reference) contender per mode (3; ~2 s each)',
       '  --amqp-modes list         AMQP result modes: ignored, rpc (both)',
+      '  --redis-modes list        Redis result modes: redis (results in Redis), ignored (both)',
+      '  --redis-benchmark-n N     redis-benchmark requests per test for the physical reference (100000; 0 = skip)',
+      '  --settle-ms MS            quiet time before each idle RSS reading (1000; the pools suite reads it too)',
+      '  --celerynode-nodelay      celery-node with TCP_NODELAY (its conf; amqplib 0.8 leaves Nagle on by default)',
+      '  --celerynode-amqp-n N     tasks per celery-node drain on AMQP, at most --n (2000: it runs at tens of tasks/s there)',
       ...POOLS_HELP,
       '',
     ].join('\n'),
@@ -91,6 +104,11 @@ if (!AMQP_MODES.length || AMQP_MODES.some((m) => m !== 'ignored' && m !== 'rpc')
   process.stderr.write(`--amqp-modes: expected ignored and/or rpc, got ${JSON.stringify(flags['amqp-modes'])}\n`);
   process.exit(2);
 }
+const REDIS_MODES = flags['redis-modes'].split(',').map((s) => s.trim()).filter(Boolean) as RedisMode[];
+if (!REDIS_MODES.length || REDIS_MODES.some((m) => m !== 'redis' && m !== 'ignored')) {
+  process.stderr.write(`--redis-modes: expected redis and/or ignored, got ${JSON.stringify(flags['redis-modes'])}\n`);
+  process.exit(2);
+}
 const N = positiveInt('n', flags.n ?? '20000');
 const LATENCY_N = positiveInt('latency', flags.latency, true);
 const WARMUP = positiveInt('warmup', flags.warmup, true);
@@ -100,6 +118,9 @@ const DRAIN_TIMEOUT_MS = positiveInt('drain-timeout', flags['drain-timeout']) * 
 const REPEAT = positiveInt('repeat', flags.repeat);
 const AMQP_REPEAT = positiveInt('amqp-repeat', flags['amqp-repeat']);
 const AMQP_CELERIAC_REPEAT = positiveInt('amqp-celeriac-repeat', flags['amqp-celeriac-repeat']);
+const REFERENCE_N = positiveInt('redis-benchmark-n', flags['redis-benchmark-n'], true);
+const SETTLE_MS = positiveInt('settle-ms', flags['settle-ms'], true);
+const CELERYNODE_AMQP_N = positiveInt('celerynode-amqp-n', flags['celerynode-amqp-n']);
 const ONLY = flags.only ? new Set(flags.only.split(',').map((s) => s.trim())) : null;
 const LOAD_AT_START = loadavg().map((x) => x.toFixed(2)).join(' ');
 
@@ -144,15 +165,16 @@ function codeVersion(): string {
 }
 
 function report(rows: Row[], outcomes: BenchOutcome[], pyVersion: string[], seconds: number, code: string): string {
-  const fmt = (v: number | undefined, d = 1): string => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(d));
-  const perTask = (s: number): number => (s / N) * 1e6;
+  const perTask = (s: number, tasks: number): number => (s / tasks) * 1e6;
+  const mib = (kib: number | null): string => (kib ? (kib / 1024).toFixed(1) : '-');
   const peer = (r: Row, id: string): Row | undefined => rows.find((x) => x.broker === r.broker && x.results === r.results && x.contender.id === id);
   const ratio = (r: Row, id: string): string => {
-    if (r.contender.kind === 'python') return '';
-    const py = peer(r, id);
-    return py ? `${(r.drain.rate / py.drain.rate).toFixed(1)}x` : '-';
+    if (r.contender.kind === 'python' || r.contender.id === id) return '';
+    if (id === 'celerynode' && r.contender.kind !== 'celeriac') return '';
+    const other = peer(r, id);
+    return other ? `${(r.drain.rate / other.drain.rate).toFixed(1)}x` : '-';
   };
-  const header = ['broker', 'results', 'contender', 'tasks/s', 'min-max (drains)', 'drain s', 'worker CPU µs/task', 'broker CPU µs/task', 'other load (cores)', 'RTT p50 ms', 'RTT p99 ms', 'vs prefork', 'vs threads'];
+  const header = ['broker', 'results', 'contender', 'tasks/s', 'min-max (drains)', 'drain s', 'worker CPU µs/task', 'broker CPU µs/task', 'other load (cores)', 'RTT p50 ms', 'RTT p99 ms', 'RSS idle MiB', 'RSS end MiB', 'vs prefork', 'vs threads', 'vs celery-node'];
   const table: string[][] = [];
   for (const r of rows) {
     const rates = r.runs.map((x) => x.rate);
@@ -163,36 +185,38 @@ function report(rows: Row[], outcomes: BenchOutcome[], pyVersion: string[], seco
       fmt(r.drain.rate, 0),
       `${fmt(Math.min(...rates), 0)}-${fmt(Math.max(...rates), 0)} (${rates.length})`,
       fmt(r.drain.drainS, 2),
-      fmt(perTask(r.drain.workerCpuS), 0),
-      fmt(perTask(r.drain.brokerCpuS), 0),
+      fmt(perTask(r.drain.workerCpuS, r.drain.tasks), 0),
+      fmt(perTask(r.drain.brokerCpuS, r.drain.tasks), 0),
       fmt(Math.max(0, r.drain.otherCores), 2),
       fmt(r.latency?.p50, 2),
       fmt(r.latency?.p99, 2),
+      mib(r.idleRssKiB),
+      mib(r.drain.rssEndKiB),
       ratio(r, 'prefork'),
       ratio(r, 'threads'),
+      ratio(r, 'celerynode'),
     ]);
-    if (r.tsLatency) table.push([r.broker, r.results, `  TS client sendTask().get() -> ${r.contender.label}`, '', '', '', '', '', '', fmt(r.tsLatency.p50, 2), fmt(r.tsLatency.p99, 2), '', '']);
+    const own = r.ownLatency;
+    if (own) table.push([r.broker, r.results, `  ${own.client} -> ${r.contender.label}`, '', '', '', '', '', '', fmt(own.result.p50, 2), fmt(own.result.p99, 2), '', '', '', '', '']);
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-  const left = new Set([0, 1, 2]);
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (left.has(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const gaps = outcomes.flatMap((o) => o.gaps);
+  for (const g of gaps) table.push([g.broker, g.results, `${g.contender.label}: not run (see below)`, 'n/a', '', '', '', '', '', '', '', '', '', '', '', '']);
   const out: string[] = [
     `Celeriac bench: ${N} demo.noop tasks per drain; median drain shown; ${LATENCY_N} round trips (+${WARMUP} warm-up) per worker` +
-      ` (redis: ${REPEAT} drain(s) per contender; amqp: ${AMQP_REPEAT} per Python contender, ${Math.max(AMQP_REPEAT, AMQP_CELERIAC_REPEAT)} per Celeriac contender, per mode)`,
+      ` (redis: ${REPEAT} drain(s) per contender; amqp: ${AMQP_REPEAT} per Python and celery-node contender, ${Math.max(AMQP_REPEAT, AMQP_CELERIAC_REPEAT)} per Celeriac contender, per mode)`,
     `${code}; machine: nproc ${availableParallelism()}, load average at start ${LOAD_AT_START}, node ${process.version}, python ${pyVersion[0]} (celery ${pyVersion[1]}, kombu ${pyVersion[2]}, py-amqp ${pyVersion[3]}), ${outcomes.map((x) => x.version).join(', ')}`,
     '',
-    line(header),
-    `|${widths.map((w, i) => (left.has(i) ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
-    ...table.map(line),
+    ...renderTable(header, table, new Set([0, 1, 2])),
+    ...gaps.map((g) => `  not run: ${g.broker}/${g.results}: ${g.contender.label}: ${g.why}`),
     '',
-    'Celeriac tasks/s over Python Celery tasks/s, same broker and results (medians; then each Celeriac drain over the Python median):',
+    'Celeriac tasks/s over each peer\'s tasks/s, same broker and results (medians; then each Celeriac drain over the peer\'s median):',
   ];
   for (const cel of rows.filter((r) => r.contender.kind !== 'python')) {
-    for (const id of ['prefork', 'threads']) {
-      const py = peer(cel, id);
-      if (!py) continue;
-      const each = cel.runs.map((run) => (run.rate / py.drain.rate).toFixed(1)).join(', ');
-      out.push(`  ${cel.broker}/${cel.results}: ${cel.contender.label} / ${py.contender.label}: ${(cel.drain.rate / py.drain.rate).toFixed(1)}x (${each})`);
+    for (const id of ['prefork', 'threads', 'celerynode']) {
+      const other = peer(cel, id);
+      if (!other || other === cel || (id === 'celerynode' && cel.contender.kind !== 'celeriac')) continue;
+      const each = cel.runs.map((run) => (run.rate / other.drain.rate).toFixed(1)).join(', ');
+      out.push(`  ${cel.broker}/${cel.results}: ${cel.contender.label} / ${other.contender.label}: ${(cel.drain.rate / other.drain.rate).toFixed(1)}x (${each})`);
     }
   }
   const amqpMain = rows.filter((r) => r.broker === 'amqp' && r.contender.id === 'celeriac');
@@ -211,6 +235,8 @@ function report(rows: Row[], outcomes: BenchOutcome[], pyVersion: string[], seco
     if (parts.length) out.push('', `AMQP target >= 10x Python Celery: ${min >= 10 ? 'MET' : 'NOT MET'} (lowest ratio ${min.toFixed(1)}x; ${parts.join(', ')})`);
   }
   for (const o of outcomes) if (o.notes.length) out.push('', ...o.notes);
+  const redis = outcomes.find((o) => o.version.startsWith('redis'));
+  out.push('', ...peersReport({ rows, gaps, n: N, reference: redis?.reference, redisVersion: redis?.version.replace(/^redis /, '') ?? '?' }));
   out.push(`(whole bench ${seconds.toFixed(0)} s)`);
   return `\n${out.join('\n')}\n${outcomes.map((o) => o.profileText).join('')}`;
 }
@@ -228,11 +254,14 @@ async function main(): Promise<void> {
     process.stdout.write(await runPools(flags, { python, venvBin, tempDir, code }));
     return;
   }
-  const common = { n: N, latencyN: LATENCY_N, warmup: WARMUP, celeriacC: CELERIAC_C, celeriacNodeArgs: flags['celeriac-node-arg'], drainTimeoutMs: DRAIN_TIMEOUT_MS, only: ONLY, profile: flags.profile, python, venvBin, tempDir };
+  const common = {
+    n: N, latencyN: LATENCY_N, warmup: WARMUP, celeriacC: CELERIAC_C, celeriacNodeArgs: flags['celeriac-node-arg'], drainTimeoutMs: DRAIN_TIMEOUT_MS,
+    only: ONLY, profile: flags.profile, settleMs: SETTLE_MS, celerynodeNoDelay: flags['celerynode-nodelay'], python, venvBin, tempDir,
+  };
   const outcomes: BenchOutcome[] = [];
-  if (BROKER === 'redis' || BROKER === 'all') outcomes.push(await runRedis({ ...common, pollMs: POLL_MS, repeat: REPEAT }));
+  if (BROKER === 'redis' || BROKER === 'all') outcomes.push(await runRedis({ ...common, pollMs: POLL_MS, repeat: REPEAT, modes: REDIS_MODES, referenceN: REFERENCE_N }));
   if (BROKER === 'amqp' || BROKER === 'all') {
-    outcomes.push(await runAmqp({ ...common, repeat: AMQP_REPEAT, celeriacRepeat: AMQP_CELERIAC_REPEAT, modes: AMQP_MODES }));
+    outcomes.push(await runAmqp({ ...common, repeat: AMQP_REPEAT, celeriacRepeat: AMQP_CELERIAC_REPEAT, modes: AMQP_MODES, celerynodeN: CELERYNODE_AMQP_N }));
   }
   const pyVersion = execFileSync(python, ['-c', 'import sys, celery, kombu, amqp; print(sys.version.split()[0], celery.__version__, kombu.__version__, amqp.__version__)'], { encoding: 'utf8' })
     .trim()

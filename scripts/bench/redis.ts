@@ -4,11 +4,18 @@
  *   2. a Python Celery producer (pybench.py) enqueues N `demo.noop` messages once into a stash
  *      db; before each drain the broker and results dbs are flushed and the stash is COPYed into
  *      the broker's `celery` list, so every worker drains identical messages;
- *   3. each worker (all at `-l warning`) is timed from the first poll that sees the queue shorter
- *      than N (first message taken: start-up excluded) to the first poll that sees N result keys;
- *   4. with the worker idle and still running: sequential apply_async().get() round trips from a
- *      Python client (and app.sendTask().get() from TypeScript for Celeriac), p50/p99;
- *   5. with --profile, one more Celeriac drain under `node --cpu-prof`, summarized.
+ *   3. per results mode (`redis`: results stored in db 1; `ignored`: no result backend), each
+ *      contender's idle RSS: a fresh worker on an empty db, settled (idle.ts);
+ *   4. each worker (all at `-l warning`) is timed from the first poll that sees the queue shorter
+ *      than N (first message taken: start-up excluded) to the first poll that sees N result keys
+ *      (`redis`), or an empty queue and an empty `unacked` hash (`ignored`: every message taken
+ *      and acked); the group's RSS is read at that moment;
+ *   5. with the worker idle and still running (`redis` mode): sequential apply_async().get()
+ *      round trips from a Python client, and from the worker's own Node client, p50/p99;
+ *   6. the physical reference: redis-benchmark for the commands a task costs (redisref.ts);
+ *   7. with --profile, one more Celeriac drain under `node --cpu-prof`, summarized.
+ * Contenders: Celeriac -c 100 and -c 8, Python Celery prefork -c 2 and threads -c 8, and
+ * celery-node (peer.ts; it reads kombu's `celery` list as it is, so it drains the same messages).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
@@ -22,6 +29,7 @@ import {
   cleanEnv,
   freePort,
   groupCpu,
+  groupRssKiB,
   latencyOf,
   log,
   logWorkerOutput,
@@ -34,16 +42,29 @@ import {
   stop,
   type ContenderSpec,
   type DrainResult,
+  type Gap,
   type LatencyResult,
   type Proc,
   type Row,
 } from './common';
 import { formatSummary, loadProfile, summarizeProfile } from './cpuprofile';
+import { blockedInBrpop, idleRss } from './idle';
+import { CELERYNODE, CELERYNODE_CANNOT, CELERYNODE_CLIENT, celerynodeArgv, celerynodeGap, celerynodeLatency } from './peer';
+import { runRedisReference, type RedisReference } from './redisref';
 
 const QUEUE = 'celery';
+/** kombu's hash of delivered, not yet acked messages (Celeriac keeps the same layout). */
+const UNACKED = 'unacked';
 const DB_BROKER = 0;
 const DB_RESULTS = 1;
 const DB_STASH = 3;
+/** The idle readings' workers consume from dbs of their own, empty. */
+const DB_IDLE_BROKER = 4;
+const DB_IDLE_RESULTS = 5;
+/** redis-benchmark's keys. */
+const DB_REFERENCE = 6;
+
+export type RedisMode = 'redis' | 'ignored';
 
 export interface RedisBenchOptions {
   n: number;
@@ -55,6 +76,12 @@ export interface RedisBenchOptions {
   pollMs: number;
   drainTimeoutMs: number;
   repeat: number;
+  modes: RedisMode[];
+  /** Quiet time before an idle RSS reading. */
+  settleMs: number;
+  /** redis-benchmark requests per test; 0 skips the reference. */
+  referenceN: number;
+  celerynodeNoDelay: boolean;
   only: Set<string> | null;
   profile: boolean;
   python: string;
@@ -64,19 +91,29 @@ export interface RedisBenchOptions {
 
 export interface BenchOutcome {
   rows: Row[];
+  /** Contenders that cannot run in a setting, with the reason. */
+  gaps: Gap[];
   /** Extra report lines (Redis command counts). */
   notes: string[];
   profileText: string;
   /** "redis 7.0.15" / "rabbitmq 3.10.8". */
   version: string;
+  /** Redis only: redis-benchmark's figures, or why there are none. */
+  reference?: RedisReference | string;
+}
+
+interface Target {
+  mode: RedisMode;
+  brokerDb: number;
+  resultsDb: number;
 }
 
 interface Contender extends ContenderSpec {
-  argv: (profileDir?: string) => { cmd: string; args: string[]; cwd: string; env: NodeJS.ProcessEnv };
+  argv: (t: Target, profileDir?: string) => { cmd: string; args: string[]; cwd: string; env: NodeJS.ProcessEnv };
 }
 
 /** Our own polling and setup commands, left out of the per-task command counts. */
-const BENCH_COMMANDS = new Set(['llen', 'dbsize', 'info', 'config|resetstat', 'copy', 'flushdb', 'select', 'ping', 'hello', 'client|setname', 'client|setinfo']);
+const BENCH_COMMANDS = new Set(['llen', 'hlen', 'dbsize', 'info', 'config|resetstat', 'copy', 'flushdb', 'select', 'ping', 'hello', 'client|setname', 'client|setinfo', 'client|list']);
 
 function parseCommandStats(info: string): Map<string, number> {
   const out = new Map<string, number>();
@@ -124,33 +161,37 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
   const redisPid = proc.pid;
   log(`redis-server ${port} (pid ${redisPid}) in ${dir}`);
 
-  const pyEnv = (brokerDb: number): NodeJS.ProcessEnv => ({
+  const pyEnv = (t: Target): NodeJS.ProcessEnv => ({
     ...process.env,
-    BROKER_URL: url(brokerDb),
-    RESULT_BACKEND: url(DB_RESULTS),
+    BROKER_URL: url(t.brokerDb),
+    RESULT_BACKEND: t.mode === 'redis' ? url(t.resultsDb) : '',
+    IGNORE_RESULT: t.mode === 'ignored' ? '1' : '0',
     PYTHONPATH: BENCH_DIR,
     PYTHONUNBUFFERED: '1',
     PYTHONDONTWRITEBYTECODE: '1',
   });
+  const main: Target = { mode: 'redis', brokerDb: DB_BROKER, resultsDb: DB_RESULTS };
 
   // One enqueue for the whole run; every drain starts from a COPY of it.
   const enq = JSON.parse(
-    execFileSync(o.python, [join(BENCH_DIR, 'pybench.py'), 'enqueue', String(N)], { cwd: BENCH_DIR, env: pyEnv(DB_STASH), encoding: 'utf8' }).trim().split('\n').pop()!,
+    execFileSync(o.python, [join(BENCH_DIR, 'pybench.py'), 'enqueue', String(N)], { cwd: BENCH_DIR, env: pyEnv({ ...main, brokerDb: DB_STASH }), encoding: 'utf8' }).trim().split('\n').pop()!,
   ) as { n: number; seconds: number };
   const stashed = await stash.llen(QUEUE);
   if (stashed !== N) throw new Error(`expected ${N} stashed messages, found ${stashed}`);
+  const envelopeBytes = Buffer.byteLength((await stash.lindex(QUEUE, 0)) ?? '');
   log(`redis: enqueued ${N} demo.noop messages from Python in ${enq.seconds.toFixed(2)} s (not measured)`);
 
   const celeriac = (c: number): Contender => ({
     id: c === o.celeriacC ? 'celeriac' : `celeriac${c}`,
     label: `Celeriac async -c ${c}`,
     kind: 'celeriac',
-    argv: (profileDir) => ({
+    processes: 1,
+    argv: (t, profileDir) => ({
       cmd: process.execPath,
       args: [
         ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
         '-r', 'tsx/cjs', ...o.celeriacNodeArgs, join(ROOT, 'workers/cli/main.ts'), 'worker',
-        '-b', url(DB_BROKER), '--result-backend', url(DB_RESULTS), '-c', String(c), '-l', 'warning', '-n', `bench-c${c}@%h`,
+        '-b', url(t.brokerDb), '--result-backend', t.mode === 'redis' ? url(t.resultsDb) : '', '-c', String(c), '-l', 'warning', '-n', `bench-c${c}@%h`,
       ],
       cwd: ROOT,
       env: cleanEnv(),
@@ -160,22 +201,32 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
     id: pool,
     label: `Python Celery ${pool} -c ${c}`,
     kind: 'python',
-    argv: () => ({
+    processes: pool === 'prefork' ? 1 + c : 1,
+    argv: (t) => ({
       cmd: join(o.venvBin, 'celery'),
       args: ['-A', 'pybench', 'worker', '-P', pool, '-c', String(c), '-l', 'warning', '-n', `bench-${pool}@%h`, '--without-mingle', '--without-gossip', '--without-heartbeat'],
       cwd: BENCH_DIR,
-      env: pyEnv(DB_BROKER),
+      env: pyEnv(t),
     }),
   });
-  const all = [celeriac(o.celeriacC), ...(o.celeriacC !== 8 ? [celeriac(8)] : []), celery('prefork', 2), celery('threads', 8)];
-  const contenders = all.filter((c) => !o.only || o.only.has(c.id));
+  const celerynode: Contender = { ...CELERYNODE, argv: (t) => celerynodeArgv(url(t.brokerDb), url(t.resultsDb), o.celerynodeNoDelay) };
+  const all = [celeriac(o.celeriacC), ...(o.celeriacC !== 8 ? [celeriac(8)] : []), celery('prefork', 2), celery('threads', 8), celerynode];
+  const selected = all.filter((c) => !o.only || o.only.has(c.id));
+  const gaps: Gap[] = [];
+  const runsIn = (mode: RedisMode): Contender[] =>
+    selected.filter((c) => {
+      if (c.id !== CELERYNODE.id || mode === 'redis') return true;
+      gaps.push(celerynodeGap('redis', mode, CELERYNODE_CANNOT.ignored));
+      return false;
+    });
 
-  async function drain(c: Contender, profileDir?: string): Promise<{ result: DrainResult; proc: Proc }> {
+  let resultBytes = 0;
+  async function drain(c: Contender, mode: RedisMode, profileDir?: string): Promise<{ result: DrainResult; proc: Proc }> {
     await broker.flushdb();
     await results.flushdb();
     await stash.call('COPY', QUEUE, QUEUE, 'DB', String(DB_BROKER));
     await broker.call('CONFIG', 'RESETSTAT');
-    const { cmd, args, cwd, env } = c.argv(profileDir);
+    const { cmd, args, cwd, env } = c.argv({ ...main, mode }, profileDir);
     const spawnedAt = performance.now();
     const worker = start(c.label, cmd, args, { cwd, env });
     let startedAt = 0;
@@ -186,7 +237,8 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
     let fromUs = 0;
     for (;;) {
       const polledUs = monoUs();
-      const [len, size] = await Promise.all([broker.llen(QUEUE), results.dbsize()]);
+      // Done: N results stored, or (results ignored) nothing left queued and nothing unacked.
+      const [len, other] = await Promise.all([broker.llen(QUEUE), mode === 'redis' ? results.dbsize() : broker.hlen(UNACKED)]);
       const now = performance.now();
       const answeredUs = monoUs();
       if (!startedAt && len >= N) lastFullUs = polledUs;
@@ -197,30 +249,59 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
         redisAtStart = procStat(redisPid)?.cpu ?? 0;
         busyAtStart = machineBusy();
       }
-      if (size >= N) {
+      if (startedAt && (mode === 'redis' ? other >= N : len === 0 && other === 0)) {
         const workerCpuS = groupCpu(worker.pid) - cpuAtStart;
         const brokerCpuS = (procStat(redisPid)?.cpu ?? 0) - redisAtStart;
+        const rssEndKiB = groupRssKiB(worker.pid);
         const drainS = (now - startedAt) / 1000;
         const otherCores = (machineBusy() - busyAtStart - workerCpuS - brokerCpuS) / drainS;
         const commands = parseCommandStats(await broker.info('commandstats'));
+        if (mode === 'redis' && !resultBytes) {
+          const key = await results.randomkey();
+          resultBytes = key ? await results.strlen(key) : 0;
+        }
         return {
           proc: worker,
-          result: { windowUs: { fromUs, toUs: answeredUs }, startupS: (startedAt - spawnedAt) / 1000, drainS, rate: N / drainS, workerCpuS, brokerCpuS, otherCores, commands },
+          result: { windowUs: { fromUs, toUs: answeredUs }, startupS: (startedAt - spawnedAt) / 1000, drainS, tasks: N, rate: N / drainS, workerCpuS, brokerCpuS, otherCores, commands, rssEndKiB },
         };
       }
       if (worker.exited) throw new Error(`${c.label} exited during the drain:\n${worker.output()}`);
       if (now - spawnedAt > o.drainTimeoutMs) {
         await stop(worker, 5_000);
-        throw new Error(`${c.label}: ${size}/${N} results after ${o.drainTimeoutMs / 1000} s; output:\n${worker.output()}`);
+        throw new Error(`${c.label}: ${len} queued, ${other} ${mode === 'redis' ? 'results' : 'unacked'} after ${o.drainTimeoutMs / 1000} s; output:\n${worker.output()}`);
       }
       await sleep(o.pollMs);
     }
   }
 
+  const idleBroker = connect(DB_IDLE_BROKER);
+  const idleResults = connect(DB_IDLE_RESULTS);
+  async function idle(c: Contender, mode: RedisMode): Promise<number> {
+    await idleBroker.flushdb();
+    await idleResults.flushdb();
+    return idleRss(
+      {
+        label: `redis/${mode}: ${c.label}`,
+        processes: c.processes,
+        spawn: () => {
+          const { cmd, args, cwd, env } = c.argv({ mode, brokerDb: DB_IDLE_BROKER, resultsDb: DB_IDLE_RESULTS });
+          return start(c.label, cmd, args, { cwd, env });
+        },
+        consuming: async (deadline) => {
+          while (!blockedInBrpop(String(await broker.call('CLIENT', 'LIST')), DB_IDLE_BROKER)) {
+            if (performance.now() > deadline) throw new Error(`${c.label}: not blocked in BRPOP on db ${DB_IDLE_BROKER}`);
+            await sleep(50);
+          }
+        },
+      },
+      o.settleMs,
+    );
+  }
+
   function pyLatency(): LatencyResult {
     const out = execFileSync(o.python, [join(BENCH_DIR, 'pybench.py'), 'latency', String(o.latencyN), String(o.warmup)], {
       cwd: BENCH_DIR,
-      env: pyEnv(DB_BROKER),
+      env: pyEnv(main),
       encoding: 'utf8',
       timeout: 120_000,
     });
@@ -243,32 +324,49 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
     }
   }
 
-  // Rounds interleave the contenders, so a noisy moment on the machine is shared out rather than
-  // landing on one of them. Each drain starts a fresh worker; the round trips use the last one.
-  const runs = new Map<string, DrainResult[]>(contenders.map((c) => [c.id, []]));
-  const latencies = new Map<string, { py: LatencyResult | null; ts: LatencyResult | null }>();
-  for (let round = 1; round <= o.repeat; round++) {
-    for (const c of contenders) {
-      log(`redis: ${c.label}: draining ${N} tasks (round ${round}/${o.repeat})...`);
-      const { result, proc: worker } = await drain(c);
-      runs.get(c.id)!.push(result);
-      log(`redis: ${c.label}: ${result.rate.toFixed(0)} tasks/s (${result.drainS.toFixed(2)} s; start-up ${result.startupS.toFixed(2)} s excluded; worker ${result.workerCpuS.toFixed(2)} s CPU, broker ${result.brokerCpuS.toFixed(2)} s, rest of the machine ${Math.max(0, result.otherCores).toFixed(2)} cores)`);
-      try {
-        if (round === o.repeat && o.latencyN > 0) {
-          const py = pyLatency();
-          latencies.set(c.id, { py, ts: c.kind === 'celeriac' ? await tsLatency() : null });
+  async function ownLatency(c: Contender): Promise<Row['ownLatency']> {
+    if (c.kind === 'celeriac') return { client: 'TS client sendTask().get()', result: await tsLatency() };
+    if (c.id === CELERYNODE.id) return { client: CELERYNODE_CLIENT, result: await celerynodeLatency(url(DB_BROKER), url(DB_RESULTS), o.latencyN, o.warmup, o.celerynodeNoDelay) };
+    return null;
+  }
+
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  for (const mode of o.modes) {
+    const contenders = runsIn(mode);
+    const idleKiB = new Map<string, number>();
+    for (const c of contenders) idleKiB.set(c.id, await idle(c, mode));
+    // Rounds interleave the contenders, so a noisy moment on the machine is shared out rather
+    // than landing on one of them. Each drain starts a fresh worker; the round trips use the last.
+    const runs = new Map<string, DrainResult[]>(contenders.map((c) => [c.id, []]));
+    const latencies = new Map<string, { py: LatencyResult | null; own: Row['ownLatency'] }>();
+    for (let round = 1; round <= o.repeat; round++) {
+      for (const c of contenders) {
+        log(`redis/${mode}: ${c.label}: draining ${N} tasks (round ${round}/${o.repeat})...`);
+        const { result, proc: worker } = await drain(c, mode);
+        runs.get(c.id)!.push(result);
+        log(`redis/${mode}: ${c.label}: ${result.rate.toFixed(0)} tasks/s (${result.drainS.toFixed(2)} s; start-up ${result.startupS.toFixed(2)} s excluded; worker ${result.workerCpuS.toFixed(2)} s CPU, broker ${result.brokerCpuS.toFixed(2)} s, rest of the machine ${Math.max(0, result.otherCores).toFixed(2)} cores; RSS at the end ${(result.rssEndKiB / 1024).toFixed(1)} MiB)`);
+        try {
+          if (mode === 'redis' && round === o.repeat && o.latencyN > 0) latencies.set(c.id, { py: pyLatency(), own: await ownLatency(c) });
+        } finally {
+          await stop(worker);
+          logWorkerOutput(worker);
         }
-      } finally {
-        await stop(worker);
-        logWorkerOutput(worker);
       }
     }
+    notes.push(`Redis commands per task during the drain, results ${mode === 'redis' ? 'in Redis' : 'ignored'} (INFO commandstats; commands run by Lua scripts count too):`);
+    for (const c of contenders) {
+      const all = runs.get(c.id)!;
+      const l = latencies.get(c.id);
+      const row: Row = { broker: 'redis', results: mode, contender: c, runs: all, drain: medianRun(all), latency: l?.py ?? null, ownLatency: l?.own ?? null, idleRssKiB: idleKiB.get(c.id) ?? null };
+      rows.push(row);
+      const top = [...(row.drain.commands ?? new Map<string, number>())]
+        .filter(([, calls]) => calls / N >= 0.01)
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, calls]) => `${name} ${(calls / N).toFixed(2)}`);
+      notes.push(`  ${c.label}: ${top.join(', ')}`);
+    }
   }
-  const rows: Row[] = contenders.map((c) => {
-    const all = runs.get(c.id)!;
-    const l = latencies.get(c.id);
-    return { broker: 'redis', results: 'redis', contender: c, runs: all, drain: medianRun(all), latency: l?.py ?? null, tsLatency: l?.ts ?? null };
-  });
 
   let profileText = '';
   if (o.profile) {
@@ -276,7 +374,7 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
     mkdirSync(profDir, { recursive: true });
     const c = celeriac(o.celeriacC);
     log(`redis: ${c.label} under --cpu-prof: draining ${N} tasks...`);
-    const { result, proc: worker } = await drain(c, profDir);
+    const { result, proc: worker } = await drain(c, 'redis', profDir);
     await stop(worker);
     const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error(`no .cpuprofile written to ${profDir}`);
@@ -287,15 +385,17 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
       `file: ${join(profDir, file)}\n${formatSummary(summary)}\n`;
   }
 
-  const version = (await broker.info('server')).match(/redis_version:(\S+)/)?.[1] ?? '?';
-  const notes = ['Redis commands per task during the drain (INFO commandstats; commands run by Lua scripts count too):'];
-  for (const r of rows) {
-    const top = [...(r.runs[r.runs.length - 1]!.commands ?? new Map<string, number>())]
-      .filter(([, calls]) => calls / N >= 0.01)
-      .sort((a, b) => b[1] - a[1])
-      .map(([name, calls]) => `${name} ${(calls / N).toFixed(2)}`);
-    notes.push(`  ${r.contender.label}: ${top.join(', ')}`);
+  // Last, with no worker running: the machine is as quiet as it was for the drains.
+  let reference: RedisReference | string | undefined;
+  if (o.referenceN > 0) {
+    const ref = connect(DB_REFERENCE);
+    await ref.flushdb();
+    // A noop result as Celery stores it is ~150 bytes; used only if no drain stored one.
+    reference = await runRedisReference(port, DB_REFERENCE, o.referenceN, { envelopeBytes, resultBytes: resultBytes || 150 }).catch((err: Error) => `redis-benchmark failed: ${err.message}`);
+    await ref.flushdb();
   }
+
+  const version = (await broker.info('server')).match(/redis_version:(\S+)/)?.[1] ?? '?';
   await stopRedis();
-  return { rows, notes, profileText, version: `redis ${version}` };
+  return { rows, gaps, notes, profileText, version: `redis ${version}`, reference };
 }
