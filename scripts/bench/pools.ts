@@ -14,16 +14,15 @@
  *   4. One table: tasks/s, ratio to prefork, idle and loaded RSS (and PSS), per workload.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
+import { PrivateRedis } from './privateRedis';
 import {
   BENCH_DIR,
   ROOT,
   cleanEnv,
-  freePort,
   groupCpu,
   groupMemory,
   log,
@@ -35,7 +34,6 @@ import {
   start,
   stop,
   type ProcMemory,
-  type Proc,
 } from './common';
 import { SHA_BUFFER_BYTES, countPrimes, sha256Repeat } from './cpuTasks';
 
@@ -139,14 +137,12 @@ const DB_RESULTS = 1;
 const STASH_DBS: Record<WorkloadId, number> = { primes: 3, sha256: 4 };
 const CONTENDER_ORDER: ContenderId[] = ['prefork', 'processes', 'threads', 'async'];
 
-let redisProc: Proc | null = null;
-const clients: Redis[] = [];
+let redis: PrivateRedis | null = null;
 
 /** Disconnect and stop this suite's redis-server (main.ts stops the workers before this). */
 export async function stopPools(): Promise<void> {
-  for (const c of clients.splice(0)) c.disconnect();
-  if (redisProc) await stop(redisProc, 5_000);
-  redisProc = null;
+  await redis?.stop();
+  redis = null;
 }
 
 function memoryOf(procs: ProcMemory[]): Memory {
@@ -157,20 +153,6 @@ const mib = (kib: number): string => (kib / 1024).toFixed(1);
 
 /** "node 80.1 + node 52.3 + node 52.0": what the group is made of. */
 const breakdown = (m: Memory): string => m.procs.map((p) => `${p.comm} ${mib(p.rssKiB)}`).join(' + ');
-
-async function startRedis(dir: string): Promise<number> {
-  mkdirSync(dir, { recursive: true });
-  const port = await freePort();
-  const proc = start('redis-server', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no']);
-  redisProc = proc;
-  const t0 = performance.now();
-  while (!/Ready to accept connections/.test(proc.output())) {
-    if (proc.exited) throw new Error(`redis-server exited:\n${proc.output()}`);
-    if (performance.now() - t0 > 10_000) throw new Error(`redis-server not ready after 10 s:\n${proc.output()}`);
-    await sleep(20);
-  }
-  return port;
-}
 
 /** A client blocked in BRPOP: a worker consuming from an empty queue (Celery's and Celeriac's transports both do). */
 function someoneBlocked(clientList: string): boolean {
@@ -203,13 +185,10 @@ export async function runPools(flags: PoolsFlags, env: PoolsEnv): Promise<string
     workloads.push({ id: 'sha256', label: `sha256(${SHA_BUFFER_BYTES / 1024} KiB x ${shaK})`, task: 'bench.sha256', args: [shaK], expected: sha256Repeat(shaK), stashDb: STASH_DBS.sha256 });
   }
 
-  const port = await startRedis(join(env.tempDir, 'redis-pools'));
-  const url = (db: number): string => `redis://127.0.0.1:${port}/${db}`;
-  const connect = (db: number): Redis => {
-    const c = new Redis(url(db), { maxRetriesPerRequest: 1, retryStrategy: (times) => (times > 50 ? null : 50) });
-    clients.push(c);
-    return c;
-  };
+  const server = (redis = await PrivateRedis.start(join(env.tempDir, 'redis-pools')));
+  const { port } = server;
+  const url = (db: number): string => server.url(db);
+  const connect = (db: number): Redis => server.connect(db);
   const broker = connect(DB_BROKER);
   const results = connect(DB_RESULTS);
   await broker.ping();
@@ -309,7 +288,7 @@ export async function runPools(flags: PoolsFlags, env: PoolsEnv): Promise<string
       let cpuAtStart = 0;
       let redisAtStart = 0;
       let busyAtStart = 0;
-      const redisCpu = (): number => (redisProc ? (procStat(redisProc.pid)?.cpu ?? 0) : 0);
+      const redisCpu = (): number => procStat(server.proc.pid)?.cpu ?? 0;
       try {
         await stashes.get(w.id)!.call('COPY', QUEUE, QUEUE, 'DB', String(DB_BROKER));
         for (;;) {

@@ -21,13 +21,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
+import { PrivateRedis } from './privateRedis';
 import { Celeriac } from '../../workers/app/app';
 import {
   BENCH_DIR,
   ROOT,
   cleanEnv,
-  freePort,
   groupCpu,
   groupRssKiB,
   latencyOf,
@@ -123,37 +123,21 @@ function parseCommandStats(info: string): Map<string, number> {
   return out;
 }
 
-let redisProc: Proc | null = null;
-const clients: Redis[] = [];
+let redis: PrivateRedis | null = null;
 
 /** Disconnect our clients and stop redis-server (workers are stopped by the caller first). */
 export async function stopRedis(): Promise<void> {
-  for (const c of clients.splice(0)) c.disconnect();
-  if (redisProc) await stop(redisProc, 5_000);
-  redisProc = null;
+  await redis?.stop();
+  redis = null;
 }
 
 export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
   const N = o.n;
   const dir = join(o.tempDir, 'redis');
-  mkdirSync(dir, { recursive: true });
-  const port = await freePort();
-  const proc = start('redis-server', 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no',
-  ]);
-  redisProc = proc;
-  const url = (db: number): string => `redis://127.0.0.1:${port}/${db}`;
-  const redisUp = performance.now();
-  while (!/Ready to accept connections/.test(proc.output())) {
-    if (proc.exited) throw new Error(`redis-server exited:\n${proc.output()}`);
-    if (performance.now() - redisUp > 10_000) throw new Error(`redis-server not ready after 10 s:\n${proc.output()}`);
-    await sleep(20);
-  }
-  const connect = (db: number): Redis => {
-    const c = new Redis(url(db), { maxRetriesPerRequest: 1, retryStrategy: (times) => (times > 50 ? null : 50) });
-    clients.push(c);
-    return c;
-  };
+  const server = (redis = await PrivateRedis.start(dir));
+  const { proc, port } = server;
+  const url = (db: number): string => server.url(db);
+  const connect = (db: number): Redis => server.connect(db);
   const broker = connect(DB_BROKER);
   const results = connect(DB_RESULTS);
   const stash = connect(DB_STASH);
