@@ -10,7 +10,8 @@
  *     .count(event)
  *   tally(ids, entries)                          per id: starts, dones, pids; missing, duplicated
  *   sendTasks(brokerUrl, name, argsList, opts?)  publish one task per args entry (TS producer,
- *                                                'celery' queue declared first); returns the ids
+ *                                                'celery' queue declared first); name and opts may
+ *                                                depend on the index; returns the ids in order
  *   statuses(redis, ids)                         celery-task-meta-<id> status per id (null: none)
  *   queueState(broker)                           {ready, unacked} of the 'celery' queue
  *   expectCleanLog(output)                       no unhandled rejection / uncaught exception line
@@ -89,8 +90,13 @@ export function tally(ids: readonly string[], entries: readonly LedgerEntry[]): 
       strangers.add(e.id);
       continue;
     }
-    if (e.event === 'start') (row.starts++, row.startPids.push(e.pid));
-    if (e.event === 'done') (row.dones++, row.donePids.push(e.pid));
+    if (e.event === 'start') {
+      row.starts++;
+      row.startPids.push(e.pid);
+    } else if (e.event === 'done') {
+      row.dones++;
+      row.donePids.push(e.pid);
+    }
   }
   const rows = [...byId.entries()];
   return {
@@ -108,7 +114,7 @@ export function tally(ids: readonly string[], entries: readonly LedgerEntry[]): 
  */
 export async function sendTasks(
   brokerUrl: string,
-  name: string,
+  name: string | ((i: number) => string),
   argsList: readonly unknown[][],
   opts: (i: number) => TaskMessageOptions = () => ({}),
 ): Promise<string[]> {
@@ -118,7 +124,7 @@ export async function sendTasks(
     await transport.declareQueue(declarationFor('celery', { definitions: null, maxPriority: null, missingQueueType: 'classic' }));
     const ids: string[] = [];
     for (let i = 0; i < argsList.length; i += 200) {
-      const chunk = argsList.slice(i, i + 200).map((args, j) => buildTaskMessage(name, args, {}, opts(i + j)));
+      const chunk = argsList.slice(i, i + 200).map((args, j) => buildTaskMessage(typeof name === 'string' ? name : name(i + j), args, {}, opts(i + j)));
       await Promise.all(chunk.map(({ message }) => transport.publish({ message, exchange: '', routingKey: 'celery' })));
       ids.push(...chunk.map((c) => c.id));
     }
@@ -139,9 +145,15 @@ export async function statuses(r: Redis, ids: readonly string[]): Promise<(strin
 }
 
 /** Result documents per id (null when absent). */
-export async function metas(r: Redis, ids: readonly string[]): Promise<({ status: string; result: unknown } | null)[]> {
+export interface Meta {
+  status: string;
+  result: unknown;
+  date_done: string | null;
+}
+
+export async function metas(r: Redis, ids: readonly string[]): Promise<(Meta | null)[]> {
   const raws = await r.mget(ids.map((id) => `celery-task-meta-${id}`));
-  return raws.map((raw) => (raw === null ? null : (JSON.parse(raw) as { status: string; result: unknown })));
+  return raws.map((raw) => (raw === null ? null : (JSON.parse(raw) as Meta)));
 }
 
 /** The broker side of a scenario: Redis (its db client) or RabbitMQ (its vhost). */

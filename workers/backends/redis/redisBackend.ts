@@ -10,11 +10,19 @@ import type { ResultBackend, ResultMeta } from '../backend';
 import { ResultWaiters } from '../waiters';
 import { parseJson, stringifyJson } from '../../protocol/serializers';
 import { RedisChordStore } from './chord';
+import { isTransient, PendingWrites, writeOrLost } from '../pendingWrites';
 
 const STORE = LuaScript.fromFile('storeResult', join(__dirname, 'storeResult.lua'));
 
 /** Results per script call; bounds the script's argument list. */
 const MAX_BATCH = 200;
+
+/** A write not answered in this long is parked and retried (a connection hung without a reset). */
+const WRITE_WAIT_MS = 5_000;
+/** At close, how long parked writes may still try to go out (ms). */
+const CLOSE_DRAIN_MS = 3_000;
+
+type Write = { key: string; value: string };
 
 interface PendingStore {
   key: string;
@@ -43,10 +51,19 @@ export class RedisBackend implements ResultBackend {
   private readonly prefix: string;
   private readonly pending: PendingStore[] = [];
   private chordStore: RedisChordStore | null = null;
+  /** Writes waiting out an outage of Redis, retried with backoff (see ../pendingWrites.ts). */
+  private readonly parked: PendingWrites<Write>;
 
   constructor(private readonly opts: RedisBackendOptions) {
     this.client = connectRedis(opts.url, { ssl: opts.ssl, logger: opts.logger, name: 'result backend' });
     this.prefix = opts.globalKeyprefix ?? '';
+    this.parked = new PendingWrites<Write>({
+      write: async (batch) => void (await this.writeBatch(batch)),
+      isUp: () => this.client.status === 'ready',
+      warn: (m) => opts.logger?.warn(m),
+      info: (m) => opts.logger?.info(m),
+    });
+    this.client.on('ready', () => this.parked.kick());
   }
 
   key(taskId: string): string {
@@ -71,8 +88,11 @@ export class RedisBackend implements ResultBackend {
   /** Stores made in the same tick go to Redis as one script call (one round trip for many tasks). */
   store(meta: ResultMeta): Promise<void> {
     const value = stringifyJson(meta);
+    const key = this.key(meta.task_id);
+    // Redis unreachable, or older writes still parked: wait behind them, not in the task's slot.
+    if (this.client.status !== 'ready' || this.parked.size > 0) return this.parked.park({ key, value });
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ key: this.key(meta.task_id), value, resolve, reject });
+      this.pending.push({ key, value, resolve, reject });
       if (this.pending.length === 1) setImmediate(() => void this.flush());
     });
   }
@@ -81,12 +101,17 @@ export class RedisBackend implements ResultBackend {
     while (this.pending.length) {
       const batch = this.pending.splice(0, MAX_BATCH);
       try {
-        await STORE.run(this.client, batch.map((p) => p.key), [this.opts.expires ?? 0, ...batch.map((p) => p.value)]);
-        for (const p of batch) p.resolve();
+        if ((await writeOrLost(this.client, this.writeBatch(batch), WRITE_WAIT_MS)) === 'written') for (const p of batch) p.resolve();
+        else for (const p of batch) this.parked.park(p).then(p.resolve, p.reject);
       } catch (err) {
-        for (const p of batch) p.reject(err as Error);
+        if (isTransient(err)) for (const p of batch) this.parked.park(p).then(p.resolve, p.reject);
+        else for (const p of batch) p.reject(err as Error);
       }
     }
+  }
+
+  private writeBatch(batch: readonly Write[]): Promise<unknown> {
+    return STORE.run(this.client, batch.map((p) => p.key), [this.opts.expires ?? 0, ...batch.map((p) => p.value)]);
   }
 
   async get(taskId: string): Promise<ResultMeta | null> {
@@ -109,6 +134,8 @@ export class RedisBackend implements ResultBackend {
   }
 
   async close(): Promise<void> {
+    const lost = await this.parked.drain(CLOSE_DRAIN_MS);
+    if (lost) this.opts.logger?.warn(`result backend still unreachable at close: ${lost} result(s) could not be written and are lost`);
     this.subscriber?.disconnect();
     await closeRedis(this.client);
   }

@@ -368,7 +368,17 @@ export class AmqpTransport implements Transport {
     this.closing = true;
     await this.stopConsuming().catch(() => undefined);
     await settlePublishes(this.publishChannel, 2_000);
+    // The consume channel first, on its own: amqplib queues each channel's frames and writes
+    // channel 0's Connection.Close straight away, so closing the connection right after the last
+    // acks (a warm shutdown) could overtake them and those messages would run twice. Channel.Close
+    // goes out behind the channel's acks, and RabbitMQ answers it once it has processed them.
     // Closing the channel returns every unacked delivery to its queue (RabbitMQ's own rule).
+    // Bounded: a broker that stopped answering must not hold the shutdown (the connection close
+    // below still returns the deliveries).
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, 2_000)));
+    await Promise.race([this.consumeChannel?.close().catch(() => undefined), bound]);
+    clearTimeout(timer);
     await this.model?.close().catch(() => undefined);
     this.model = null;
     this.consumeChannel = null;

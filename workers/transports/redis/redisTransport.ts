@@ -336,8 +336,12 @@ export class RedisTransport implements Transport {
     } catch (err) {
       // claim.lua recorded it as unacked; forget it there too or it would be restored forever.
       this.error(`dropped a malformed envelope from ${key.queue}: ${(err as Error).message}`);
-      const tag = /"delivery_tag":\s*"([^"]+)"/.exec(payload)?.[1];
-      if (tag) this.pendingAcks.push(tag);
+      const tag = deliveryTagOf(payload);
+      if (tag !== null) {
+        this.pendingAcks.push(tag);
+        this.ackFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushAcks());
+        this.ackFlush.catch((e: Error) => this.warn(`could not forget a malformed envelope: ${e.message}`));
+      }
       return;
     }
     const info = envelope.properties.delivery_info;
@@ -449,6 +453,29 @@ export class RedisTransport implements Transport {
 
   private error(msg: string): void {
     this.opts.logger?.error(msg);
+  }
+}
+
+/**
+ * The delivery_tag under which claim.lua recorded a payload JS cannot take as an envelope, decoded
+ * as cjson decoded it. A plain regex once stopped at an escaped quote (a tag `a"b` became `a\`):
+ * the wrong tag was acked and the entry was restored and dropped again every visibility_timeout.
+ * (Found by tests/integration/fuzz-message-path.test.ts; fixture tests/fixtures/fuzz/tag-with-quote.json.)
+ */
+export function deliveryTagOf(payload: string): string | null {
+  try {
+    const doc = JSON.parse(payload) as { properties?: { delivery_tag?: unknown } } | null;
+    const tag = doc?.properties?.delivery_tag;
+    if (typeof tag === 'string') return tag;
+  } catch {
+    // Not JSON to JS (cjson is more lenient, e.g. with hex numbers): find the string by hand.
+  }
+  const m = /"delivery_tag"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(payload);
+  if (!m) return null;
+  try {
+    return JSON.parse(`"${m[1]}"`) as string;
+  } catch {
+    return null;
   }
 }
 
