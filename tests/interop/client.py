@@ -41,7 +41,8 @@ Ops:
     -> {"id", "state", "result", "exc_type", "exc_message", "tuple", "children": [[id, state,
        result], ...]}: applies the canvas and waits for its result (a list for groups); children
        are the states of a GroupResult's members (empty otherwise). When apply_async itself
-       raises, "apply_error" is true and exc_* describe that error.
+       raises, "apply_error" is true and exc_* describe that error. "wait": false returns right
+       after sending (id and tuple only), e.g. to queue canvases before any worker starts.
 To add an op: write op_<name>(cmd) returning a dict, and add it to OPS.
 """
 import base64
@@ -231,6 +232,8 @@ def op_canvas_run(cmd):
                 "exc_message": str(exc), "tuple": None, "children": [], "apply_error": True}
     out = {"id": res.id, "state": None, "result": None, "exc_type": None, "exc_message": None,
            "tuple": jsonable(res.as_tuple()), "children": []}
+    if cmd.get("wait") is False:
+        return out
     try:
         out["result"] = jsonable(res.get(timeout=cmd.get("timeout", 30)))
     except Exception as exc:  # the remote exception re-raised by .get(), or a timeout
