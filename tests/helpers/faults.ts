@@ -19,8 +19,9 @@
 import { Celeriac } from '../../workers/app/app';
 import { buildTaskMessage, type TaskMessageOptions } from '../../workers/protocol/message';
 import { declarationFor } from '../../workers/worker/queues';
-import { listQueues } from './rabbit';
-import type { Redis } from './redis';
+import { freshVhost, listQueues } from './rabbit';
+import { redisClient, type Redis } from './redis';
+import { testRedisUrl } from './env';
 
 export type BrokerKind = 'redis' | 'amqp';
 
@@ -173,4 +174,28 @@ export async function queueState(b: BrokerHandle): Promise<{ ready: number; unac
 export function expectCleanLog(output: string): void {
   const bad = output.split('\n').filter((l) => /unhandled rejection|uncaught exception|UnhandledPromiseRejection/i.test(l));
   expect(bad).toEqual([]);
+}
+
+/**
+ * The Redis clients of one fault test file (its broker db and its results + ledger db), opened in
+ * beforeAll and closed in afterAll, and a fresh broker per case: a flushed Redis db or a fresh
+ * RabbitMQ vhost named after the case.
+ */
+export function faultDbs(brokerDb: number, resultsDb: number): { results(): Redis; openBroker(kind: BrokerKind, name: string): Promise<BrokerHandle> } {
+  let brokerRedis: Redis;
+  let results: Redis;
+  beforeAll(() => {
+    [brokerRedis, results] = [redisClient(brokerDb), redisClient(resultsDb)];
+  });
+  afterAll(async () => {
+    await Promise.all([brokerRedis.quit(), results.quit()]);
+  });
+  return {
+    results: () => results,
+    async openBroker(kind, name) {
+      if (kind === 'amqp') return { kind, url: await freshVhost(name), vhost: name };
+      await brokerRedis.flushdb();
+      return { kind, url: testRedisUrl(brokerDb), client: brokerRedis };
+    },
+  };
 }

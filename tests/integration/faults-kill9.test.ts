@@ -11,9 +11,7 @@
 // Redis dbs 113 (broker) and 114 (results and ledger); vhosts faults-kill9-*.
 import { testRedisUrl } from '../helpers/env';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
-import { redisClient, type Redis } from '../helpers/redis';
-import { freshVhost } from '../helpers/rabbit';
-import { type BrokerHandle, type BrokerKind, expectCleanLog, Ledger, queueState, sendTasks, statuses, tally, waitFor } from '../helpers/faults';
+import { type BrokerKind, faultDbs, expectCleanLog, Ledger, queueState, sendTasks, statuses, tally, waitFor } from '../helpers/faults';
 
 const BROKER_DB = 113;
 const RESULTS_DB = 114;
@@ -21,22 +19,7 @@ const N = 32;
 const CONCURRENCY = 4;
 const TASK_MS = 500;
 
-let brokerRedis: Redis;
-let results: Redis;
-
-beforeAll(() => {
-  [brokerRedis, results] = [redisClient(BROKER_DB), redisClient(RESULTS_DB)];
-});
-
-afterAll(async () => {
-  await Promise.all([brokerRedis.quit(), results.quit()]);
-});
-
-async function openBroker(kind: BrokerKind, name: string): Promise<BrokerHandle> {
-  if (kind === 'amqp') return { kind, url: await freshVhost(name), vhost: name };
-  await brokerRedis.flushdb();
-  return { kind, url: testRedisUrl(BROKER_DB), client: brokerRedis };
-}
+const { results: resultsDb, openBroker } = faultDbs(BROKER_DB, RESULTS_DB);
 
 const CASES: { kind: BrokerKind; late: boolean }[] = [
   { kind: 'redis', late: true },
@@ -49,7 +32,7 @@ describe.each(CASES)('kill -9 mid-batch on $kind, acks_late=$late', ({ kind, lat
   it(late ? 'loses nothing: what ran at the kill runs again elsewhere' : 'loses only the tasks running at the kill (acked before they ran)', async () => {
     const name = `faults-kill9-${kind}-${late ? 'late' : 'early'}`;
     const broker = await openBroker(kind, name);
-    const ledger = new Ledger(results, name);
+    const ledger = new Ledger(resultsDb(), name);
     await ledger.clear();
     const common = {
       brokerUrl: broker.url,
@@ -94,7 +77,7 @@ describe.each(CASES)('kill -9 mid-batch on $kind, acks_late=$late', ({ kind, lat
     const end = tally(ids, await ledger.entries());
     expect(end.strangers).toEqual([]);
     if (broker.kind === 'redis') expect(second.output()).toMatch(/restored \d+ unacked message/);
-    const states = await statuses(results, ids);
+    const states = await statuses(resultsDb(), ids);
     if (late) {
       expect(end.missing).toEqual([]);
       expect(states.filter((s) => s === 'SUCCESS')).toHaveLength(N);

@@ -7,9 +7,7 @@
 // Redis dbs 117 (broker) and 118 (results and ledger); vhosts faults-pool-*.
 import { testRedisUrl } from '../helpers/env';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
-import { redisClient, type Redis } from '../helpers/redis';
-import { freshVhost } from '../helpers/rabbit';
-import { type BrokerHandle, type BrokerKind, expectCleanLog, Ledger, metas, queueState, sendTasks, tally, waitFor } from '../helpers/faults';
+import { type BrokerKind, faultDbs, expectCleanLog, Ledger, metas, queueState, sendTasks, tally, waitFor } from '../helpers/faults';
 
 const BROKER_DB = 117;
 const RESULTS_DB = 118;
@@ -17,22 +15,7 @@ const N = 24;
 const CONCURRENCY = 4;
 const TASK_MS = 300;
 
-let brokerRedis: Redis;
-let results: Redis;
-
-beforeAll(() => {
-  [brokerRedis, results] = [redisClient(BROKER_DB), redisClient(RESULTS_DB)];
-});
-
-afterAll(async () => {
-  await Promise.all([brokerRedis.quit(), results.quit()]);
-});
-
-async function openBroker(kind: BrokerKind, name: string): Promise<BrokerHandle> {
-  if (kind === 'amqp') return { kind, url: await freshVhost(name), vhost: name };
-  await brokerRedis.flushdb();
-  return { kind, url: testRedisUrl(BROKER_DB), client: brokerRedis };
-}
+const { results: resultsDb, openBroker } = faultDbs(BROKER_DB, RESULTS_DB);
 
 // Task i: even = acks_late + reject_on_worker_lost, odd = plain; i % 8 < 2 dies half-way.
 const lateTask = (i: number): boolean => i % 2 === 0;
@@ -49,7 +32,7 @@ describe.each(CASES)('-P $pool on $kind: a child exits under its task', ({ pool,
   it('WorkerLostError for plain tasks, requeue for reject_on_worker_lost, the others untouched', async () => {
     const name = `faults-pool-${pool}-${kind}`;
     const broker = await openBroker(kind, name);
-    const ledger = new Ledger(results, name);
+    const ledger = new Ledger(resultsDb(), name);
     await ledger.clear();
     const worker = await startCeleriacWorker({
       brokerUrl: broker.url,
@@ -65,7 +48,7 @@ describe.each(CASES)('-P $pool on $kind: a child exits under its task', ({ pool,
       Array.from({ length: N }, (_, i) => [TASK_MS, dies(i)]),
     );
     try {
-      await waitFor(async () => (await metas(results, ids)).every((m) => m !== null && m.status !== 'STARTED'), 60_000, 'a result for every task');
+      await waitFor(async () => (await metas(resultsDb(), ids)).every((m) => m !== null && m.status !== 'STARTED'), 60_000, 'a result for every task');
       await waitFor(async () => {
         const q = await queueState(broker);
         return q.ready === 0 && q.unacked === 0;
@@ -75,7 +58,7 @@ describe.each(CASES)('-P $pool on $kind: a child exits under its task', ({ pool,
     }
 
     const t = tally(ids, await ledger.entries());
-    const docs = await metas(results, ids);
+    const docs = await metas(resultsDb(), ids);
     expect(t.strangers).toEqual([]);
     expect(t.duplicated).toEqual([]);
     ids.forEach((id, i) => {

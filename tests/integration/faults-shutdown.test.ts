@@ -8,36 +8,19 @@
 // Redis dbs 115 (broker) and 116 (results and ledger); vhosts faults-shutdown-*.
 import { testRedisUrl } from '../helpers/env';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
-import { redisClient, type Redis } from '../helpers/redis';
-import { freshVhost } from '../helpers/rabbit';
-import { type BrokerHandle, type BrokerKind, expectCleanLog, Ledger, queueState, sendTasks, statuses, tally, waitFor } from '../helpers/faults';
+import { type BrokerKind, faultDbs, expectCleanLog, Ledger, queueState, sendTasks, statuses, tally, waitFor } from '../helpers/faults';
 
 const BROKER_DB = 115;
 const RESULTS_DB = 116;
 const N = 40;
 const CONCURRENCY = 4;
 
-let brokerRedis: Redis;
-let results: Redis;
-
-beforeAll(() => {
-  [brokerRedis, results] = [redisClient(BROKER_DB), redisClient(RESULTS_DB)];
-});
-
-afterAll(async () => {
-  await Promise.all([brokerRedis.quit(), results.quit()]);
-});
-
-async function openBroker(kind: BrokerKind, name: string): Promise<BrokerHandle> {
-  if (kind === 'amqp') return { kind, url: await freshVhost(name), vhost: name };
-  await brokerRedis.flushdb();
-  return { kind, url: testRedisUrl(BROKER_DB), client: brokerRedis };
-}
+const { results: resultsDb, openBroker } = faultDbs(BROKER_DB, RESULTS_DB);
 
 /** A worker at -c 4 with N tasks (even index acks_late) of `ms` each, once `firstDone` finished and 4 are running. */
 async function loaded(kind: BrokerKind, name: string, ms: number, firstDone: number) {
   const broker = await openBroker(kind, name);
-  const ledger = new Ledger(results, name);
+  const ledger = new Ledger(resultsDb(), name);
   await ledger.clear();
   const common = {
     brokerUrl: broker.url,
@@ -90,7 +73,7 @@ describe.each(['redis', 'amqp'] as const)('SIGTERM under load on %s', (kind) => 
     expect(end.missing).toEqual([]);
     expect(end.duplicated).toEqual([]);
     expect(end.strangers).toEqual([]);
-    expect(await statuses(results, ids)).toEqual(ids.map(() => 'SUCCESS'));
+    expect(await statuses(resultsDb(), ids)).toEqual(ids.map(() => 'SUCCESS'));
     expectCleanLog(worker.output());
   }, 60_000);
 
