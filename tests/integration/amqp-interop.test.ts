@@ -291,8 +291,10 @@ describe('Celeriac TypeScript producer over AMQP with rpc:// results', () => {
     const seen: unknown[] = [];
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const state = await res.state();
-      if (state === 'PROGRESS') seen.push(await res.info());
+      // One read for both: state() then info() could pair PROGRESS with the final result.
+      const meta = await res.meta();
+      const state = meta?.status ?? 'PENDING';
+      if (state === 'PROGRESS') seen.push(meta!.result);
       if (state === 'SUCCESS' || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 10));
     }

@@ -99,8 +99,10 @@ describe('Celeriac producer -> Python Celery worker -> Celeriac AsyncResult', ()
     const seen: { current: number; total: number }[] = [];
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const state = await res.state();
-      if (state === 'PROGRESS') seen.push((await res.info()) as { current: number; total: number });
+      // One read for both: state() then info() could pair PROGRESS with the final result.
+      const meta = await res.meta();
+      const state = meta?.status ?? 'PENDING';
+      if (state === 'PROGRESS') seen.push(meta!.result as { current: number; total: number });
       if (state === 'SUCCESS' || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 10));
     }
