@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { testRedisUrl } from '../helpers/env';
 import { type ProcessHandle } from '../helpers/processes';
 import { pyClient } from '../helpers/python';
+import { progressSeen } from '../helpers/progress';
 import { startPythonWorker } from '../helpers/pyworker';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { flushDb, withRedis } from '../helpers/redis';
@@ -288,16 +289,7 @@ describe('Celeriac TypeScript producer over AMQP with rpc:// results', () => {
 
   it('-> Python worker: py.progress states arrive on the reply queue, then the result', async () => {
     const res = await app.sendTask<number>('py.progress', [10], { delay: 0.05 }, { queue: PY_QUEUE });
-    const seen: unknown[] = [];
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      // One read for both: state() then info() could pair PROGRESS with the final result.
-      const meta = await res.meta();
-      const state = meta?.status ?? 'PENDING';
-      if (state === 'PROGRESS') seen.push(meta!.result);
-      if (state === 'SUCCESS' || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const seen = await progressSeen(res);
     expect(seen.length).toBeGreaterThanOrEqual(3);
     for (const info of seen) expect(info).toEqual({ current: expect.any(Number), total: 10 });
     expect(await res.get({ timeout: 20 })).toBe(10);

@@ -4,6 +4,7 @@
 import { testRedisUrl } from '../helpers/env';
 import { type ProcessHandle } from '../helpers/processes';
 import { pyClient } from '../helpers/python';
+import { progressSeen } from '../helpers/progress';
 import { startPythonWorker } from '../helpers/pyworker';
 import { celeriacCli, startCeleriacWorker } from '../helpers/celeriacWorker';
 import { flushDb, withRedis } from '../helpers/redis';
@@ -96,16 +97,7 @@ describe('Celeriac producer -> Python Celery worker -> Celeriac AsyncResult', ()
 
   it('py.progress: state() shows PROGRESS {current, total} while it runs, then get() returns steps', async () => {
     const res = await app.sendTask<number>('py.progress', [20], { delay: 0.05 }, { queue: PY_QUEUE });
-    const seen: { current: number; total: number }[] = [];
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      // One read for both: state() then info() could pair PROGRESS with the final result.
-      const meta = await res.meta();
-      const state = meta?.status ?? 'PENDING';
-      if (state === 'PROGRESS') seen.push(meta!.result as { current: number; total: number });
-      if (state === 'SUCCESS' || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const seen = (await progressSeen(res)) as { current: number; total: number }[];
     expect(seen.length).toBeGreaterThanOrEqual(3);
     for (const info of seen) {
       expect(info).toEqual({ current: expect.any(Number), total: 20 });

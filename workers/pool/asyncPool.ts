@@ -37,7 +37,7 @@ export class AsyncPool implements TaskPool {
   }
 
   stats(): PoolStats {
-    return { implementation: 'celeriac:AsyncPool', processes: [process.pid], maxTasksPerChild: null, spawned: 0 };
+    return { implementation: 'celeriac:AsyncPool', processes: [process.pid], maxTasksPerChild: null };
   }
 
   async close(): Promise<void> {}

@@ -38,9 +38,7 @@ const CLOSE_GRACE_MS = 3000;
 export class ChildPool implements TaskPool {
   private size = 0;
   private readonly slots = new Set<Slot>();
-  private readonly byJob = new Map<Job, Slot>();
-  private spawned = 0;
-  private closing = false;
+  private readonly byJob = new Map<Job, Slot>();  private closing = false;
 
   constructor(
     readonly kind: Exclude<PoolKind, 'async'>,
@@ -123,7 +121,6 @@ export class ChildPool implements TaskPool {
       implementation: this.kind === 'threads' ? 'celeriac:ThreadPool' : 'celeriac:ProcessPool',
       processes: [...this.slots].map((s) => s.handle.pid),
       maxTasksPerChild: this.opts.maxTasksPerChild,
-      spawned: this.spawned,
     };
   }
 
@@ -145,7 +142,6 @@ export class ChildPool implements TaskPool {
 
   private spawn(): Slot {
     const handle = this.opts.start(this.opts.init);
-    this.spawned++;
     let started: () => void = () => undefined;
     let failed: (e: unknown) => void = () => undefined;
     const slot: Slot = {

@@ -23,8 +23,6 @@ export interface PoolStats {
   /** Pids of the pool's processes (the worker's own pid for async and threads). */
   processes: number[];
   maxTasksPerChild: number | null;
-  /** Children started since the pool started (recycled ones included). */
-  spawned: number;
 }
 
 export interface TaskPool {

@@ -31,7 +31,7 @@ export class Autoscaler {
   private lastScaleUp: number | null = null;
   private lastReceived: number | null = null;
   private timer: NodeJS.Timeout | null = null;
-
+  /** When idleness is first measured: nothing has arrived or grown yet. */
   constructor(
     private readonly target: Scalable,
     public max: number,
