@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What `npm test` runs. On a fresh Debian machine it first provides what the integration tests
 # need (redis-server, rabbitmq-server, chromium, the Python interop venv), then runs jest with both
-# projects, passing any arguments through (e.g. `npm test -- --selectProjects unit`).
+# projects, passing any arguments through (e.g. `npm test -- --selectProjects unit`). It also
+# builds the MongoDB-wire test server (scripts/mongo-server: FerretDB embedded, needs Go) and the
+# second venv, .venv-sca (sca-rhythm with the Celery 5.2 it pins).
 #
 # Jest's summary is not recognised by our CI, so the last line printed is always exactly
 #   jest: N passed, N failed
@@ -13,6 +15,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv-interop"
 REQS="$ROOT/tests/interop/requirements.txt"
+REQS_NODEPS="$ROOT/tests/interop/requirements-nodeps.txt"
+SCA_VENV="$ROOT/.venv-sca"
+SCA_REQS="$ROOT/tests/interop/requirements-sca.txt"
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
@@ -35,6 +40,11 @@ ensure_debian_packages() {
   # Fonts for its screenshots (docs/img): without any, Chromium renders text as empty boxes.
   dpkg-query -W -f='${Status}' fonts-liberation 2>/dev/null | grep -q 'install ok installed' ||
     missing+=(fonts-liberation)
+  # Climate tests: cdo regrids NetCDF files (the regrid task runs it); ncdump checks files.
+  command -v cdo >/dev/null 2>&1 || missing+=(cdo)
+  command -v ncdump >/dev/null 2>&1 || missing+=(netcdf-bin)
+  # Sentinel tests: redis-server runs in sentinel mode; the package brings the redis-sentinel name.
+  command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
   [ "${#missing[@]}" -eq 0 ] && return 0
   log "installing missing Debian packages: ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -45,33 +55,47 @@ ensure_debian_packages() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# --- Python interop venv -----------------------------------------------------------------------
+# --- Python venvs ------------------------------------------------------------------------------
 # `python3` must be the pyenv interpreter (see /work/shared/ENVIRONMENT.md); PYTHON overrides it.
+# ensure_venv DIR CHECK_IMPORT REQS [NODEPS_REQS]: (re)creates DIR when the requirement files'
+# hash changed, installs REQS, then NODEPS_REQS with --no-deps, and fails here (not in the
+# tests) if CHECK_IMPORT does not import.
 ensure_venv() {
+  local venv="$1" check="$2" reqs="$3" nodeps="${4:-}"
   local python="${PYTHON:-python3}"
-  local stamp="$VENV/.requirements.sha256"
+  local stamp="$venv/.requirements.sha256"
   local want
-  want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+  want="$(cat "$reqs" ${nodeps:+"$nodeps"} | sha256sum | cut -d' ' -f1)"
   # Other people may run `npm test` in this checkout at the same moment: one refresh at a time.
-  exec 9>"/tmp/celeriac-venv-$(printf '%s' "$VENV" | sha256sum | cut -c1-16).lock"
+  exec 9>"/tmp/celeriac-venv-$(printf '%s' "$venv" | sha256sum | cut -c1-16).lock"
   flock 9
 
-  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
       flock -u 9
       return 0
     fi
-    log "refreshing $VENV (requirements.txt changed or no stamp)"
+    log "refreshing $venv (requirements changed or no stamp)"
   else
     # Missing, or broken because the interpreter it points at is gone.
-    log "creating $VENV with $(command -v "$python") ($("$python" --version 2>&1))"
-    rm -rf "$VENV"
-    "$python" -m venv "$VENV"
+    log "creating $venv with $(command -v "$python") ($("$python" --version 2>&1))"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
   fi
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
-  "$VENV/bin/python" -c 'import celery, kombu' # fail here, not in globalSetup
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+  if [ -n "$nodeps" ]; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$nodeps"
+  fi
+  "$venv/bin/python" -c "$check"
   printf '%s\n' "$want" >"$stamp"
   flock -u 9
+}
+
+# --- MongoDB-wire server -----------------------------------------------------------------------
+# globalSetup starts .cache/mongo-server/mongo-server; build it here (once per machine) so a
+# missing Go toolchain fails before jest starts.
+ensure_mongo_server() {
+  bash "$ROOT/scripts/mongo-server/build.sh" >/dev/null
 }
 
 # --- jest ------------------------------------------------------------------------------------
@@ -99,7 +123,9 @@ run_jest() {
   done
   report="$(mktemp "${TMPDIR:-/tmp}/celeriac-jest-XXXXXX.json")"
   rm -f "$report" # jest writes it only when it gets as far as reporting
-  npx jest --json --outputFile="$report" "$@" || status=$?
+  # --experimental-vm-modules: lets code under test import() ESM-only packages (h5wasm, zarrita)
+  # inside jest's module sandbox; plain node and tsx need no flag.
+  NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}" npx jest --json --outputFile="$report" "$@" || status=$?
 
   local counts passed failed
   counts="$(count_results "$report" "$name_filtered")"
@@ -124,6 +150,8 @@ lint() {
 }
 
 ensure_debian_packages
-ensure_venv
+ensure_venv "$VENV" 'import celery, kombu, rq, netCDF4, xarray, sca_rhythm' "$REQS" "$REQS_NODEPS"
+ensure_venv "$SCA_VENV" 'import celery, sca_rhythm; assert celery.__version__.startswith("5.2.")' "$SCA_REQS"
+ensure_mongo_server
 lint "$@"
 run_jest "$@"

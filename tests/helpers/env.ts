@@ -10,7 +10,11 @@
  *                                      the form both kombu and amqplib read ("/" gives `...//`);
  *                                      create the vhost first: see rabbit.ts freshVhost()
  *   testRabbit(): RabbitConfig         node name, base dir and ports, for rabbit.ts
+ *   testMongoUrl(db: string): string   mongodb://127.0.0.1:<port>/<db> on the run's one MongoDB-wire
+ *                                      server (FerretDB: see tests/setup/mongoServer.ts for what it
+ *                                      lacks); give each test file its own database names
  *   pythonBin(): string                absolute path of the interop venv python
+ *   scaPythonBin(): string             python of .venv-sca: sca-rhythm 0.6.15 on Celery 5.2.x
  *   celeryBin(): string                the venv's `celery` command
  *   testTmpDir(name: string): string   a fresh, empty dir under the run's temp dir (removed at teardown)
  *   PROJECT_ROOT, INTEROP_DIR          absolute paths of the repo root and tests/interop
@@ -73,6 +77,19 @@ export function testAmqpsUrl(vhost: string): string {
 
 export function testTlsCa(): string {
   return required('CELERIAC_TEST_TLS_CA');
+}
+
+export function testMongoUrl(db: string): string {
+  if (!/^[A-Za-z0-9_-]{1,60}$/.test(db)) throw new Error(`mongo database name must be 1-60 of [A-Za-z0-9_-], got ${JSON.stringify(db)}`);
+  return `${required('CELERIAC_TEST_MONGO_URL')}/${db}`;
+}
+
+export function testMongoPort(): number {
+  return Number(required('CELERIAC_TEST_MONGO_PORT'));
+}
+
+export function scaPythonBin(): string {
+  return required('CELERIAC_TEST_SCA_PYTHON');
 }
 
 export function pythonBin(): string {

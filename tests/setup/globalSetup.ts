@@ -1,6 +1,7 @@
 /**
- * Integration-project global setup: ONE redis-server and ONE RabbitMQ node for the whole run
- * (every test file picks its own redis db numbers / its own vhost, files run one at a time),
+ * Integration-project global setup: ONE redis-server, ONE RabbitMQ node and ONE MongoDB-wire
+ * server (FerretDB embedded, scripts/mongo-server) for the whole run (every test file picks its
+ * own redis db numbers / its own vhost / its own Mongo database, files run one at a time),
  * started in parallel so the run waits once, plus a check that the interop venv works. Any
  * failure throws (with the server's log tail) after cleaning up whatever did start: the suite
  * fails, it never skips.
@@ -18,7 +19,10 @@
  *   CELERIAC_TEST_RABBIT_DIST_PORT    the node's Erlang distribution port
  *   CELERIAC_TEST_RABBIT_EPMD_PORT    the run's own epmd (rabbitmqctl needs ERL_EPMD_PORT)
  *   CELERIAC_TEST_RABBITMQCTL         absolute path of rabbitmqctl
+ *   CELERIAC_TEST_MONGO_PORT  port of the MongoDB-wire server (127.0.0.1 only)
+ *   CELERIAC_TEST_MONGO_URL   mongodb://127.0.0.1:<port>
  *   CELERIAC_TEST_PYTHON      absolute path of the venv python (.venv-interop/bin/python)
+ *   CELERIAC_TEST_SCA_PYTHON  python of .venv-sca (sca-rhythm with Celery 5.2, as Bioloop runs it)
  *   CELERIAC_TEST_TMP         a temp dir tests may use; removed by globalTeardown
  *   CELERIAC_TEST_RUN         this jest pid; marks every process the run starts (see runState.ts)
  *   CELERIAC_TEST_PIDS_FILE   where helpers/processes.ts records what it starts, for teardown
@@ -31,23 +35,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { RABBITMQCTL, StartedRabbit, rabbitTlsCa, startRabbit } from './rabbitServer';
 import { StartedRedis, startRedis } from './redisServer';
+import { StartedMongo, startMongo } from './mongoServer';
 import { PIDS_FILE_VAR, RUN_MARKER, RunState, cleanupRun, pidsFile, sweepStaleRuns, writeState } from './runState';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-/** Fails unless the venv python exists and imports celery: the suite must never run without it. */
-function checkPython(): Promise<string> {
-  const python = path.join(ROOT, '.venv-interop', 'bin', 'python');
-  const hint = 'Run `npm test` (scripts/test.sh), which creates/refreshes .venv-interop from tests/interop/requirements.txt.';
+/** Fails unless the venv's python exists and imports celery: the suite must never run without it. */
+function checkPython(venv: string, imports = 'celery'): Promise<string> {
+  const python = path.join(ROOT, venv, 'bin', 'python');
+  const hint = `Run \`npm test\` (scripts/test.sh), which creates/refreshes ${venv} from tests/interop/requirements*.txt.`;
   if (!fs.existsSync(python)) return Promise.reject(new Error(`Interop venv python not found at ${python}. ${hint}`));
   // Asynchronous: the servers start meanwhile.
   return new Promise((resolve, reject) => {
     execFile(
       python,
-      ['-c', 'import celery, sys; sys.stdout.write(celery.__version__)'],
+      ['-c', `import ${imports}, sys; sys.stdout.write(celery.__version__)`],
       { encoding: 'utf8', timeout: 30_000 },
       (err, _stdout, stderr) => {
-        if (err) reject(new Error(`${python} cannot import celery (${err.code ?? err.message}): ${stderr}\n${hint}`));
+        if (err) reject(new Error(`${python} cannot import ${imports} (${err.code ?? err.message}): ${stderr}\n${hint}`));
         else resolve(python);
       },
     );
@@ -68,18 +73,24 @@ export default async function globalSetup(): Promise<void> {
   fs.mkdirSync(testTmp);
   process.env[RUN_MARKER] = String(process.pid);
   // Written before anything starts: a run killed during startup is still swept by the next one.
-  const state: RunState = { ownerPid: process.pid, redisPid: 0, redisPort: 0, tmpDir };
+  const state: RunState = { ownerPid: process.pid, redisPid: 0, redisPort: 0, mongoPid: 0, tmpDir };
   writeState(state);
 
   let redisMs = 0;
-  const [pythonResult, redisResult, rabbitResult] = await Promise.allSettled([
-    checkPython(),
+  const [pythonResult, scaPythonResult, redisResult, mongoResult, rabbitResult] = await Promise.allSettled([
+    checkPython('.venv-interop', 'celery, sca_rhythm, rq, netCDF4'),
+    checkPython('.venv-sca', 'celery, sca_rhythm'),
     startRedis(tmpDir, process.env).then((redis): StartedRedis => {
       redisMs = Date.now() - started;
       state.redisPid = redis.pid;
       state.redisPort = redis.port;
       writeState(state);
       return redis;
+    }),
+    startMongo(tmpDir, process.env).then((mongo): StartedMongo => {
+      state.mongoPid = mongo.pid;
+      writeState(state);
+      return mongo;
     }),
     startRabbit({
       dir: tmpDir,
@@ -95,14 +106,17 @@ export default async function globalSetup(): Promise<void> {
       return rabbit;
     }),
   ]);
-  if (pythonResult.status === 'rejected' || redisResult.status === 'rejected' || rabbitResult.status === 'rejected') {
-    const errors = [pythonResult, redisResult, rabbitResult].map(failure).filter((e): e is Error => !!e);
-    // Kills whatever did start (redis, a half-started node, epmd) and removes the temp dir.
+  const results = [pythonResult, scaPythonResult, redisResult, mongoResult, rabbitResult];
+  if (pythonResult.status === 'rejected' || scaPythonResult.status === 'rejected' || redisResult.status === 'rejected' ||
+    mongoResult.status === 'rejected' || rabbitResult.status === 'rejected') {
+    const errors = results.map(failure).filter((e): e is Error => !!e);
+    // Kills whatever did start (redis, mongo, a half-started node, epmd) and removes the temp dir.
     cleanupRun(state);
     throw new Error(`Integration globalSetup failed:\n${errors.map((e) => e.message).join('\n\n')}`);
   }
   const python = pythonResult.value;
   const redis = redisResult.value;
+  const mongo = mongoResult.value;
   const rabbit = rabbitResult.value;
   // Same process as globalTeardown: the global is the fast path, the state file the fallback.
   (globalThis as { __celeriacTestRun?: RunState }).__celeriacTestRun = state;
@@ -119,7 +133,10 @@ export default async function globalSetup(): Promise<void> {
   process.env.CELERIAC_TEST_RABBIT_DIST_PORT = String(rabbit.distPort);
   process.env.CELERIAC_TEST_RABBIT_EPMD_PORT = String(rabbit.epmdPort);
   process.env.CELERIAC_TEST_RABBITMQCTL = RABBITMQCTL;
+  process.env.CELERIAC_TEST_MONGO_PORT = String(mongo.port);
+  process.env.CELERIAC_TEST_MONGO_URL = `mongodb://127.0.0.1:${mongo.port}`;
   process.env.CELERIAC_TEST_PYTHON = python;
+  process.env.CELERIAC_TEST_SCA_PYTHON = scaPythonResult.value;
   process.env.CELERIAC_TEST_TMP = testTmp;
   process.env[PIDS_FILE_VAR] = pidsFile(state);
   if (process.env.CELERIAC_TEST_VERBOSE_SETUP) {

@@ -1,5 +1,6 @@
 /**
- * Integration-project global teardown: stops the run's redis-server (`shutdown nosave`) and
+ * Integration-project global teardown: stops the run's redis-server (`shutdown nosave`), its
+ * mongo-server (SIGTERM) and
  * RabbitMQ node (`rabbitmqctl stop <pidfile>`, which returns once the VM has exited) in
  * parallel, then cleanupRun SIGKILLs whatever is still there (a server that did not answer, the
  * run's epmd, any test subprocess a test file forgot to stop) and removes the run's temp dir.
@@ -29,6 +30,23 @@ function cpuSeconds(pid: number | undefined): number | undefined {
   }
 }
 
+/** SIGTERM (a clean SQLite close), up to 5 s; cleanupRun SIGKILLs it if it is still there. */
+async function stopMongo(pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let waited = 0; waited < 5_000; waited += 50) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export default async function globalTeardown(): Promise<void> {
   const started = Date.now();
   const state = (globalThis as { __celeriacTestRun?: RunState }).__celeriacTestRun ?? readState();
@@ -37,6 +55,7 @@ export default async function globalTeardown(): Promise<void> {
   const rabbitCpu = cpuSeconds(rabbit?.beamPid);
   await Promise.all([
     state.redisPort > 0 ? shutdownRedis(state.redisPort) : Promise.resolve(),
+    state.mongoPid > 0 ? stopMongo(state.mongoPid) : Promise.resolve(),
     rabbit
       ? stopRabbit(rabbit).then(
           (res) => {

@@ -23,6 +23,8 @@ export interface RunState {
   /** 0 until redis-server has started. */
   redisPid: number;
   redisPort: number;
+  /** 0 until the MongoDB-wire server has started. It keeps its environment: the marker identifies it. */
+  mongoPid: number;
   tmpDir: string;
   /** Set as soon as the node's dir and ports are chosen; pids are added as they exist. */
   rabbit?: SpawnedRabbit;
@@ -152,7 +154,7 @@ function killRabbit(state: RunState): void {
 }
 
 /**
- * Kills the run's subprocesses, redis-server and RabbitMQ node (with its epmd), deletes its tmp
+ * Kills the run's subprocesses, redis-server, mongo-server and RabbitMQ node (with its epmd), deletes its tmp
  * dir and its state file.
  */
 export function cleanupRun(state: RunState): void {
@@ -168,6 +170,7 @@ export function cleanupRun(state: RunState): void {
   }
   for (const pid of pids) killIfOurs(pid, state.ownerPid);
   if (state.redisPid > 0 && isRunRedis(state)) killIfOurs(state.redisPid, state.ownerPid, true);
+  if (state.mongoPid > 0) killIfOurs(state.mongoPid, state.ownerPid);
   killRabbit(state);
   fs.rmSync(state.tmpDir, { recursive: true, force: true });
   fs.rmSync(stateFile(state.ownerPid), { force: true });
