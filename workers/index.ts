@@ -19,3 +19,15 @@ export { GroupResult } from './producer/groupResult';
 export { signature, chain, group, chord, Signature, Chain, Group, Chord, XMap, XStarmap, Chunks } from './canvas';
 export { appFromConfig, workerOptionsFromConfig } from './app/fromConfig';
 export { loadConfig } from '../config';
+export {
+  openMongo,
+  isTransient as isTransientMongoError,
+  mongoHosts,
+  MongoUnavailableError,
+  type MongoConnection,
+  type MongoConnectOptions,
+} from './mongodb/connect';
+export { buildProgram, runProgram, type ProgramExtensions } from './cli/program';
+export type { WorkerMode } from './cli/worker';
+export { loadOrExit, loggerFor, commonOverrides, type CommonFlags } from './cli/options';
+export type { Logger } from './log/logger';

@@ -213,8 +213,24 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
   await control.start().catch((err: Error) => log.error(`remote control could not start: ${err.message}`));
 }
 
-export function addWorkerCommand(program: Command): void {
-  program
+/**
+ * Another kind of worker behind the same command, chosen by a flag (e.g. `worker --rq`): the
+ * composition root (scripts/celeriac.ts) adds these, so the runtime never imports them.
+ */
+export interface WorkerMode {
+  /** A commander boolean flag, e.g. '--rq'. */
+  flag: string;
+  description: string;
+  /** Runs instead of the Celery worker when the flag is given; gets every parsed flag. */
+  run(flags: Record<string, unknown>): Promise<void>;
+}
+
+function optionKey(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+export function addWorkerCommand(program: Command, modes: readonly WorkerMode[] = []): void {
+  const command = program
     .command('worker')
     .description('start a worker (like `celery worker`)')
     .option('-A, --app <module>', 'task module to load (.ts or .js): exports register(app) or an app')
@@ -234,6 +250,10 @@ export function addWorkerCommand(program: Command): void {
     .option('--metrics-port <port>', 'serve Prometheus metrics on http://0.0.0.0:<port>/metrics')
     .option('--pidfile <file>', 'write the pid here; refuses to start over a live pid')
     .option('-b, --broker <url>', 'broker URL (redis://, rediss://, filesystem://)')
-    .option('--result-backend <url>', 'result backend URL (redis://, file://)')
-    .action((flags: WorkerFlags) => runWorker(flags));
+    .option('--result-backend <url>', 'result backend URL (redis://, file://)');
+  for (const mode of modes) command.option(mode.flag, mode.description);
+  command.action((flags: WorkerFlags & Record<string, unknown>) => {
+    const mode = modes.find((m) => flags[optionKey(m.flag)] === true);
+    return mode ? mode.run(flags) : runWorker(flags);
+  });
 }

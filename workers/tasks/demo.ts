@@ -2,8 +2,7 @@
  * Demo tasks, loaded by default so a fresh worker has something to run. Each mirrors what a
  * Celery user tries first: arithmetic, echo, sleeping, failing, progress reports and retries.
  */
-import type { Celeriac } from '../app/app';
-import { PythonError } from '../app/errors';
+import { PythonError, type Celeriac } from '../index';
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
