@@ -88,7 +88,7 @@ export const schema: convict.Schema<Config> = {
     pretty: key(FORMAT.boolean, 'Celery-style text lines instead of JSON'),
   },
   mongo: {
-    url: key(FORMAT.mongoUrl, 'MongoDB connection URL'),
-    db: key(FORMAT.name, 'MongoDB database name'),
+    url: key(FORMAT.mongoUrl, 'MongoDB connection URL (workflows, datasets, climate jobs; `npm run mongo` serves one locally)', { env: 'CELERIAC_MONGO_URL' }),
+    db: key(FORMAT.name, 'MongoDB database name', { env: 'CELERIAC_MONGO_DB' }),
   },
 };
