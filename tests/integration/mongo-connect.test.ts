@@ -30,15 +30,12 @@ test('connects to the database named in the URL and round-trips a document', asy
 
 test('waits for a server that is not up yet: one warning naming the host, then connected', async () => {
   const port = await freePort();
-  const url = `mongodb://celeriac:s3cret@127.0.0.1:${port}/late?authSource=admin`;
+  const url = `mongodb://127.0.0.1:${port}/late`;
   const { lines, logger } = recorder();
   const pending = openMongo(url, { logger, maxDelayMs: 1_000, clientOptions: { serverSelectionTimeoutMS: 300 } });
   await new Promise((r) => setTimeout(r, 2_500));
   expect(lines.filter((l) => l.startsWith('warn'))).toHaveLength(1);
   expect(lines[0]).toContain(`127.0.0.1:${port}`);
-  expect(lines[0]).toContain('celeriac:**@');
-  expect(lines.join('\n')).not.toContain('s3cret');
-  // FerretDB without authentication ignores the credentials: what matters here is the wait.
   const server = startProcess(MONGO_SERVER_BIN, ['-port', String(port), '-dir', testTmpDir('mongo-late')], { readyPattern: /^ready /m });
   await server.waitReady();
   const conn = await pending;
@@ -63,6 +60,19 @@ test('gives up after maxAttempts with an error that names the host and masks the
   expect((err as Error).message).toContain(`MongoDB at 127.0.0.1:${port} is unreachable`);
   expect((err as Error).message).toContain('u:**@');
   expect((err as Error).message).not.toContain('hunter2');
+});
+
+test('rejected credentials fail at once (not retried), password masked', async () => {
+  // The test server has no users: FerretDB answers AuthenticationFailed, as MongoDB does for a
+  // wrong password, and the driver labels it ResetPool like a network error.
+  const url = testMongoUrl('auth').replace('mongodb://', 'mongodb://celeriac:s3cret@') + '?authSource=admin';
+  const { lines, logger } = recorder();
+  const err = await openMongo(url, { logger, clientOptions: { serverSelectionTimeoutMS: 2_000 } }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(MongoUnavailableError);
+  expect((err as Error).message).toContain('celeriac:**@');
+  expect((err as Error).message).toMatch(/authentication/i);
+  expect((err as Error).message).not.toContain('s3cret');
+  expect(lines).toEqual([]);
 });
 
 test('a URL that is not mongodb:// is refused at once', async () => {

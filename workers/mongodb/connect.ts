@@ -105,9 +105,14 @@ export async function openMongo(url: string, opts: MongoConnectOptions = {}): Pr
   return { client, db: client.db(dbName), url, close: () => client.close() };
 }
 
+/** MongoDB's error code for rejected credentials (or an auth mechanism the server lacks). */
+const AUTHENTICATION_FAILED = 18;
+
 /** Errors that a later attempt may not see: the server is down, starting, or unreachable. */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
+  // The driver labels a failed handshake ResetPool, bad credentials included: those never heal.
+  if ((err as { code?: unknown }).code === AUTHENTICATION_FAILED) return false;
   const labels = (err as { errorLabels?: unknown }).errorLabels;
   if (Array.isArray(labels) && (labels.includes('RetryableWriteError') || labels.includes('ResetPool'))) return true;
   return /ServerSelection|NetworkError|NetworkTimeout|PoolClearedError|Topology/i.test(err.name) ||
