@@ -115,7 +115,12 @@ function writeJson(value: unknown): string {
 
 export function decompress(body: Buffer, compression: unknown): Buffer {
   if (compression === undefined || compression === null || compression === '') return body;
-  const kind = String(compression).toLowerCase();
+  // kombu sends a string; anything else (an object with a hostile toString, an array) is refused
+  // without being converted, since String() of such a value can itself throw.
+  if (typeof compression !== 'string') {
+    throw new ContentError(`compression header must be a string, got ${Array.isArray(compression) ? 'an array' : typeof compression}`);
+  }
+  const kind = compression.toLowerCase();
   const opts = { maxOutputLength: MAX_DECOMPRESSED_BYTES };
   try {
     // kombu registers zlib under 'application/x-gzip' (and aliases gzip/zlib): accept both framings.
