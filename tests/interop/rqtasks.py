@@ -1,0 +1,9 @@
+"""Functions a Python `rq worker` runs in the rq interop tests (TS-enqueued jobs)."""
+
+
+def add(a, b):
+    return a + b
+
+
+def echo(*args, **kwargs):
+    return {'args': list(args), 'kwargs': kwargs}
