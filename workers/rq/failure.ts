@@ -22,8 +22,7 @@ export function excString(err: unknown): string {
   return `Traceback (most recent call last):\n${frames.join('\n')}${frames.length ? '\n' : ''}${typeName(err)}: ${message}\n`;
 }
 
-/** What finish.lua stores: the Result's exc_string (base64 of zlib) and the job's exc_info (zlib). */
-export function excPayload(text: string): { b64: string; zlib: Buffer } {
-  const zlib = deflateSync(Buffer.from(text, 'utf8'));
-  return { b64: zlib.toString('base64'), zlib };
+/** What finish.lua stores as the Result's exc_string: base64 of zlib, as rq's Result.serialize. */
+export function excPayload(text: string): string {
+  return deflateSync(Buffer.from(text, 'utf8')).toString('base64');
 }

@@ -229,7 +229,7 @@ export class RqWorker {
   private async finish(job: RqJob, started: Instant, outcome: Outcome, kind: 'run' | 'refuse' | 'stop'): Promise<void> {
     const ended = instant();
     let value = '';
-    let exc: { b64: string; zlib: Buffer } = { b64: '', zlib: Buffer.alloc(0) };
+    let exc = '';
     if (outcome.ok) {
       if (outcome.value !== undefined && outcome.value !== null) {
         let json: string;
@@ -257,8 +257,7 @@ export class RqWorker {
       ended.ts,
       outcomeName,
       value,
-      exc.b64,
-      exc.zlib,
+      exc,
       started.ts,
       worked,
       this.opts.defaultResultTtl ?? DEFAULT_RESULT_TTL,

@@ -5,14 +5,15 @@
 -- KEYS[1] worker key
 -- ARGV: job id, queue, execution id, worker name, now (utcformat), now (int secs), now (float),
 --       outcome ('ok' | 'fail' | 'stop' | 'refuse'), return value (base64 JSON, '' = None),
---       exception text (base64 of zlib, as rq's Result), exc_info (zlib bytes, for the job hash),
+--       exception text (base64 of zlib, as rq's Result; rq 2.x keeps it only there, not in the
+--       job hash: FailedJobRegistry.add saves the job with include_result=False),
 --       execution started at (float secs), working seconds, default result_ttl, '1' if the worker
 --       is still busy with other jobs
 -- Returns 'finished' | 'failed' | 'stopped' | 'retried' | 'scheduled' | 'gone'
 local wkey = KEYS[1]
 local id, queue, exec, wname, now_iso, now_int, now_ts = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
-local outcome, value, exc_b64, exc_info, exec_started, worked, default_rttl, busy =
-  ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14]), ARGV[15] == '1'
+local outcome, value, exc_b64, exec_started, worked, default_rttl, busy =
+  ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], tonumber(ARGV[13]), ARGV[14] == '1'
 local jk = 'rq:job:' .. id
 
 -- cleanup_execution
@@ -129,7 +130,7 @@ if outcome == 'fail' and retries_left and retries_left > 0 then
 end
 
 local status = outcome == 'stop' and 'stopped' or 'failed'
-redis.call('HSET', jk, 'status', status, 'exc_info', exc_info)
+redis.call('HSET', jk, 'status', status)
 -- FailedJobRegistry.add: failure_ttl or rq's DEFAULT_FAILURE_TTL (one year)
 local fttl = tonumber(hget(jk, 'failure_ttl'))
 local ttl = fttl or 31536000
