@@ -6,7 +6,7 @@ import { testRedisUrl, testTmpDir } from '../helpers/env';
 import { type ProcessHandle } from '../helpers/processes';
 import { rqOps, startRqWorker } from '../helpers/rq';
 import { runPython } from '../helpers/python';
-import { flushDb } from '../helpers/redis';
+import { flushDb, redisClient, type Redis } from '../helpers/redis';
 
 jest.setTimeout(180_000);
 
@@ -16,6 +16,7 @@ const Q = 'job_queue_0';
 const NAME = 'celeriac-rq-0';
 let worker: ProcessHandle;
 let tmp: string;
+let redis: Redis;
 
 interface JobView {
   status: string;
@@ -56,11 +57,13 @@ const waitFor = (id: string, statuses: string[]): { op: string } & Record<string
 beforeAll(async () => {
   await flushDb(DB);
   tmp = testTmpDir('rq-worker');
+  redis = redisClient(DB);
   worker = await startRqWorker({ url, queues: [Q], name: NAME });
 });
 
 afterAll(async () => {
   await worker?.stop();
+  await redis?.quit();
 });
 
 test('a JSON job runs: return_value, finished registry, results stream, result_ttl', async () => {
@@ -172,6 +175,27 @@ test('a pickled job (rq\'s default serializer) is refused into the failed regist
   expect(job.exc_string).toMatch(/pickle-serialized .*JSONSerializer/);
   expect(job.return_value).toBeNull();
   expect(worker.output()).toMatch(new RegExp(`job ${id} refused: job data is pickle-serialized`));
+});
+
+test('a finished and a failed job leave the same keys and fields as a Python rq worker leaves', async () => {
+  const PY = 'py_side';
+  const ids = await rqOps<string[]>(url, [
+    enqueue('rqtasks.add', [1, 2]),
+    enqueue('rqtasks.fail', ['x'], { failure_ttl: 500 }),
+    { op: 'enqueue', queue: PY, func: 'rqtasks.add', args: [1, 2] },
+    { op: 'enqueue', queue: PY, func: 'rqtasks.fail', args: ['x'], failure_ttl: 500 },
+  ]);
+  await rqOps(url, [waitFor(ids[0]!, ['finished']), waitFor(ids[1]!, ['failed']), { op: 'work', queues: [PY] }]);
+  const shape = async (id: string): Promise<{ job: string[]; result: string[]; keys: string[] }> => {
+    const job = Object.keys(await redis.hgetall(`rq:job:${id}`)).sort();
+    const [[, entry]] = (await redis.xrange(`rq:results:${id}`, '-', '+')) as [[string, string[]]];
+    const keys = (await redis.keys(`*${id}*`)).map((k) => k.replace(id, 'ID')).sort();
+    return { job, result: entry.filter((_, i) => i % 2 === 0).sort(), keys };
+  };
+  expect(await shape(ids[0]!)).toEqual(await shape(ids[2]!));
+  expect(await shape(ids[1]!)).toEqual(await shape(ids[3]!));
+  expect(await redis.zscore(`rq:finished:${Q}`, ids[0]!)).not.toBeNull();
+  expect(await redis.zscore(`rq:failed:${Q}`, ids[1]!)).not.toBeNull();
 });
 
 test('Worker.all and `rq info` show the worker with its state and counts; stop-job stops a running job', async () => {

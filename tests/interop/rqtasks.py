@@ -7,3 +7,7 @@ def add(a, b):
 
 def echo(*args, **kwargs):
     return {'args': list(args), 'kwargs': kwargs}
+
+
+def fail(message):
+    raise TypeError(message)
