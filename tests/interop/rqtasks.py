@@ -11,3 +11,7 @@ def echo(*args, **kwargs):
 
 def fail(message):
     raise TypeError(message)
+
+
+def noop():
+    return None
