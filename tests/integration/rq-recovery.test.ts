@@ -6,7 +6,8 @@ import path from 'node:path';
 import { testRedisUrl, testTmpDir } from '../helpers/env';
 import { type ProcessHandle } from '../helpers/processes';
 import { rqOps, startRqWorker } from '../helpers/rq';
-import { flushDb } from '../helpers/redis';
+import { flushDb, withRedis } from '../helpers/redis';
+import { maintainQueues } from '../../workers/rq';
 
 jest.setTimeout(180_000);
 
@@ -82,4 +83,35 @@ test('several queues are taken in priority order; -P processes kills a CPU-bound
   expect(spin.status).toBe('failed');
   expect(spin.exc_string).toMatch(/JobTimeoutException: Task exceeded maximum timeout value \(2 seconds\)/);
   expect(readFileSync(marks, 'utf8')).toBe('high-1\nlow-1\nlow-2\n');
+});
+
+test('Celeriac\'s own maintenance does what rq\'s cleanup does: abandoned and stuck-in-intermediate jobs fail', async () => {
+  const Q = 'crash2';
+  const doomed = await startRqWorker({ url, queues: [Q], name: 'celeriac-crash-3' });
+  const [abandonedId, stuckId] = await rqOps<string[]>(url, [
+    { op: 'enqueue', queue: Q, func: 'rqtasks.hang_once', args: [path.join(tmp, 'maint')] },
+    { op: 'enqueue', queue: 'elsewhere', func: 'rqtasks.add', args: [1, 2] },
+  ]);
+  await rqOps(url, [{ op: 'wait', id: abandonedId, statuses: ['started'] }]);
+  doomed.kill('SIGKILL');
+  await doomed.exited;
+  const cleaned = await withRedis(DB, async (r) => {
+    // A job a worker moved into the intermediate list and died before recording its start.
+    await r.lrem('rq:queue:elsewhere', 1, stuckId!);
+    await r.hset(`rq:job:${stuckId}`, 'origin', Q);
+    await r.rpush(`rq:queue:${Q}:intermediate`, stuckId!);
+    const now = await maintainQueues(r, [Q], 'cleaner');
+    const later = await maintainQueues(r, [Q], 'cleaner', new Date(Date.now() + 200_000));
+    return [now, later];
+  });
+  expect(cleaned).toEqual([[], expect.arrayContaining([abandonedId, stuckId])]);
+  const [regs, abandoned, stuck] = await rqOps<[Registries, JobView, JobView]>(url, [
+    { op: 'registries', queue: Q },
+    { op: 'job', id: abandonedId },
+    { op: 'job', id: stuckId },
+  ]);
+  expect(regs.started).toEqual([]);
+  expect(regs.failed.sort()).toEqual([abandonedId, stuckId].sort());
+  expect(abandoned.exc_string).toMatch(/^Moved to FailedJobRegistry, due to AbandonedJobError, at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00$/);
+  expect(stuck.exc_string).toBe('Job was stuck in intermediate queue.');
 });

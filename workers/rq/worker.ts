@@ -15,6 +15,7 @@ import { excPayload, excString } from './failure';
 import { runJob, type RunningJob } from './run';
 import { WorkerRecord } from './record';
 import { listenForCommands, type CommandListener } from './commands';
+import { MAINTENANCE_INTERVAL, maintainQueues } from './maintenance';
 
 export interface RqLogger {
   info(msg: string): void;
@@ -92,6 +93,8 @@ export class RqWorker {
     await this.record.setState('idle');
     this.timers.push(setInterval(() => void this.heartbeat(), this.monitoring * 1000));
     this.timers.push(setInterval(() => void this.schedule(), 1000));
+    this.timers.push(setInterval(() => void this.maintain(), MAINTENANCE_INTERVAL * 1000));
+    await this.maintain();
     this.opts.log.info(`Worker ${this.name}: started with PID ${process.pid}; listening on ${this.opts.queues.join(', ')}`);
     this.loopDone = this.loop();
   }
@@ -295,6 +298,15 @@ export class RqWorker {
     const running = [...this.running.values()].map((r) => ({ id: r.job.id, queue: r.job.queue, executionId: r.job.executionId, ttl: r.job.heartbeatTtl }));
     const ttl = running.length ? this.monitoring + 60 : this.workerTtl + 60;
     await this.record.heartbeat(ttl, running).catch((err: Error) => this.opts.log.warn(`Worker ${this.name}: heartbeat failed: ${err.message}`));
+  }
+
+  private async maintain(): Promise<void> {
+    try {
+      const cleaned = await maintainQueues(this.redis, this.opts.queues, this.name);
+      if (cleaned.length) this.opts.log.warn(`Worker ${this.name}: maintenance: abandoned jobs retried or failed: ${cleaned.join(', ')}`);
+    } catch (err) {
+      this.opts.log.warn(`Worker ${this.name}: maintenance failed: ${(err as Error).message}`);
+    }
   }
 
   /** Retries with an interval wait in rq:scheduled:<queue>; due ones go back onto their queue. */
