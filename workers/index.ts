@@ -43,3 +43,4 @@ export type { TaskDefinition } from './app/task';
 export { loadTaskModule, resolveModule } from './app/loadTasks';
 export { projectRoot } from './cli/root';
 export { maskUrl } from './log/mask';
+export { serveMetrics, type MetricsServer } from './metrics/server';

@@ -1,6 +1,7 @@
 // `celeriac worker --rq` against real Python rq 2.12 (JSONSerializer) on the run's redis-server:
 // Python enqueues, Celeriac runs, Python reads everything back through rq's own API. Redis db 121.
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { testRedisUrl, testTmpDir } from '../helpers/env';
 import { type ProcessHandle } from '../helpers/processes';
@@ -17,6 +18,17 @@ const NAME = 'celeriac-rq-0';
 let worker: ProcessHandle;
 let tmp: string;
 let redis: Redis;
+let metricsPort: number;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
 
 interface JobView {
   status: string;
@@ -58,7 +70,8 @@ beforeAll(async () => {
   await flushDb(DB);
   tmp = testTmpDir('rq-worker');
   redis = redisClient(DB);
-  worker = await startRqWorker({ url, queues: [Q], name: NAME });
+  metricsPort = await freePort();
+  worker = await startRqWorker({ url, queues: [Q], name: NAME, extraArgs: ['--metrics-port', String(metricsPort)] });
 });
 
 afterAll(async () => {
@@ -112,12 +125,15 @@ test('a failure lands in FailedJobRegistry with the exception text; Retry(max) r
 
 test('Retry with an interval waits in the scheduled registry, then runs again', async () => {
   const counter = path.join(tmp, 'scheduled');
-  const [id] = await rqOps<[string]>(url, [enqueue('rqtasks.flaky', [counter, 2], { retry: { max: 1, interval: 2 } })]);
-  const [status] = await rqOps<[string]>(url, [waitFor(id, ['scheduled', 'finished'])]);
-  if (status === 'scheduled') {
-    const [regs] = await rqOps<[Registries]>(url, [{ op: 'registries', queue: Q }]);
-    expect(regs.scheduled).toContain(id);
-  }
+  // One Python process: the status is seen within the 3 s interval and the registries read
+  // milliseconds after it ('$0' = the enqueued job's id).
+  const [id, status, regs] = await rqOps<[string, string, Registries]>(url, [
+    enqueue('rqtasks.flaky', [counter, 2], { retry: { max: 1, interval: 3 } }),
+    waitFor('$0', ['scheduled', 'finished']),
+    { op: 'registries', queue: Q },
+  ]);
+  expect(status).toBe('scheduled');
+  expect(regs.scheduled).toContain(id);
   const [, job] = await rqOps<[string, JobView]>(url, [waitFor(id, ['finished']), { op: 'job', id }]);
   expect(job.return_value).toBe(2);
   expect(fs.readFileSync(counter, 'utf8')).toBe('2');
@@ -198,7 +214,7 @@ test('a finished and a failed job leave the same keys and fields as a Python rq 
   expect(await redis.zscore(`rq:failed:${Q}`, ids[1]!)).not.toBeNull();
 });
 
-test('Worker.all and `rq info` show the worker with its state and counts; stop-job stops a running job', async () => {
+test('Worker.all, `rq info` and --metrics-port show the worker with its state and counts; stop-job stops a running job', async () => {
   const [[w]] = await rqOps<[WorkerView[]]>(url, [{ op: 'workers' }]);
   expect(w).toMatchObject({ name: NAME, queues: [Q], pid: worker.pid, birth: true, last_heartbeat: true });
   expect(['idle', 'busy']).toContain(w!.state);
@@ -209,6 +225,11 @@ test('Worker.all and `rq info` show the worker with its state and counts; stop-j
   expect(w!.ttl).toBeLessThanOrEqual(480);
   const info = await runPython(`import sys; from rq.cli import main; sys.argv = ['rq', 'info', '-u', ${JSON.stringify(url)}, '-W']; main()`);
   expect(info.stdout).toMatch(new RegExp(`${NAME}.*(idle|busy)`));
+
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  expect(metrics).toMatch(new RegExp(`celeriac_tasks_succeeded_total\\{name="rqtasks.add",worker="${NAME}"\\} [1-9]`));
+  expect(metrics).toMatch(/celeriac_tasks_failed_total\{name="rqtasks.fail",worker="[^"]+"\} [1-9]/);
+  expect(metrics).toMatch(/celeriac_queue_depth\{queue="job_queue_0",worker="[^"]+"\} 0/);
 
   const [id] = await rqOps<[string]>(url, [enqueue('rqtasks.sleep', [60])]);
   const [, [busy]] = await rqOps<[string, WorkerView[]]>(url, [waitFor(id, ['started']), { op: 'workers' }]);

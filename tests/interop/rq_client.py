@@ -39,7 +39,7 @@ def enqueue(r, op):
 
 
 def job(r, op):
-    j = Job.fetch(op['id'], connection=r, serializer=JSONSerializer)
+    j = Job.fetch(_ref(op['id']), connection=r, serializer=JSONSerializer)
     latest = j.latest_result()
     return {
         'status': j.get_status().value,
@@ -59,7 +59,7 @@ def job(r, op):
 def wait(r, op):
     deadline = time.time() + op.get('timeout', 60)
     while True:
-        status = Job.fetch(op['id'], connection=r, serializer=JSONSerializer).get_status(refresh=True).value
+        status = Job.fetch(_ref(op['id']), connection=r, serializer=JSONSerializer).get_status(refresh=True).value
         if status in op['statuses']:
             return status
         if time.time() > deadline:

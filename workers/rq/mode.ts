@@ -18,6 +18,7 @@ import {
   type WorkerMode,
 } from '../index';
 import { RqWorker } from './worker';
+import { startRqMetrics } from './metrics';
 
 function text(flags: Record<string, unknown>, key: string): string | undefined {
   const v = flags[key];
@@ -34,7 +35,11 @@ function wholeNumber(v: string | undefined, flag: string, fallback: number): num
 }
 
 async function runRqWorker(flags: Record<string, unknown>): Promise<void> {
-  const config = loadOrExit({ ...commonOverrides({ broker: text(flags, 'broker'), loglevel: text(flags, 'loglevel') }), worker: { pool: text(flags, 'pool') as PoolKind | undefined } });
+  const metricsFlag = text(flags, 'metricsPort');
+  const config = loadOrExit({
+    ...commonOverrides({ broker: text(flags, 'broker'), loglevel: text(flags, 'loglevel') }),
+    worker: { pool: text(flags, 'pool') as PoolKind | undefined, metrics_port: metricsFlag === undefined ? undefined : wholeNumber(metricsFlag, '--metrics-port', 0) },
+  });
   const log = loggerFor(config);
   const url = config.celery.broker_url;
   if (!/^(rediss?|redis\+socket|unix):/.test(url)) {
@@ -76,6 +81,15 @@ async function runRqWorker(flags: Record<string, unknown>): Promise<void> {
     log.error(`rq worker could not start: ${err.message}`);
     process.exit(1);
   });
+  const metricsPort = config.worker.metrics_port;
+  if (metricsPort !== null) {
+    const metrics = await startRqMetrics(worker, worker.connection, { port: metricsPort, log }).catch(async (err: Error) => {
+      log.error(`metrics endpoint could not start on port ${metricsPort}: ${err.message}`);
+      await worker.stop('warm');
+      return process.exit(1);
+    });
+    log.info(`metrics: Prometheus endpoint on http://0.0.0.0:${metrics.port}/metrics`);
+  }
   log.info(`rq worker ${worker.name} (${config.worker.pool}, concurrency ${concurrency}) on ${maskUrl(url)}, queues ${queues.join(',')}, functions ${[...app.tasks.keys()].filter((n) => !n.startsWith('celery.')).sort().join(', ')} ready.`);
 }
 

@@ -6,6 +6,7 @@
  * `busy` while any runs and the latest started job as `current_job`.
  */
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type Redis from 'ioredis';
 import { closeRedis, connectRedis, type Outcome, type TaskDefinition, type TaskPool } from '../index';
 import { CLAIM, FINISH, SCHEDULE } from './scripts';
@@ -49,9 +50,17 @@ interface Running extends RunningJob {
 
 type Claimed = [Buffer, Buffer, Buffer, Buffer[]];
 
+/** What 'job-ended' carries (finish.lua's answer as status); 'job-started' carries the func_name. */
+export interface RqJobEnd {
+  id: string;
+  funcName: string;
+  status: string;
+  seconds: number;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export class RqWorker {
+export class RqWorker extends EventEmitter {
   readonly name: string;
   private readonly redis: Redis;
   private readonly blocking: Redis;
@@ -66,11 +75,29 @@ export class RqWorker {
   private readonly finishing = new Set<Promise<void>>();
 
   constructor(private readonly opts: RqWorkerOptions) {
+    super();
     if (opts.queues.length === 0) throw new Error('rq worker: at least one queue is needed');
     this.name = opts.name ?? randomUUID().replace(/-/g, '');
     this.redis = connectRedis(opts.redisUrl, { logger: opts.log, name: 'rq' });
     this.blocking = connectRedis(opts.redisUrl, { logger: opts.log, name: 'rq (blocking)' });
     this.record = new WorkerRecord(this.redis, this.name, opts.queues);
+  }
+
+  get queues(): readonly string[] {
+    return this.opts.queues;
+  }
+
+  get concurrency(): number {
+    return this.opts.concurrency;
+  }
+
+  get activeCount(): number {
+    return this.running.size;
+  }
+
+  /** The worker's command connection (the metrics endpoint reads queue depths over it). */
+  get connection(): Redis {
+    return this.redis;
   }
 
   private get workerTtl(): number {
@@ -212,6 +239,7 @@ export class RqWorker {
       return;
     }
     this.opts.log.info(`Worker ${this.name}: ${job.queue}: ${job.funcName} (${job.id})`);
+    this.emit('job-started', job.funcName);
     const def = this.opts.tasks.get(job.funcName);
     if (!def) {
       const error = new Error(`Celeriac has no function registered as ${JSON.stringify(job.funcName)}`);
@@ -269,6 +297,7 @@ export class RqWorker {
     for (let backoff = 500; ; backoff = Math.min(backoff * 2, 30_000)) {
       try {
         const status = String(await FINISH.run(this.redis, [this.record.key], args));
+        this.emit('job-ended', { id: job.id, funcName: job.funcName, status, seconds: Number(worked) } satisfies RqJobEnd);
         this.opts.log.info(`Worker ${this.name}: ${job.queue}: ${status === 'finished' ? 'Job OK' : status} (${job.id})`);
         return;
       } catch (err) {
