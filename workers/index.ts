@@ -31,3 +31,16 @@ export { buildProgram, runProgram, type ProgramExtensions } from './cli/program'
 export type { WorkerMode } from './cli/worker';
 export { loadOrExit, loggerFor, commonOverrides, type CommonFlags } from './cli/options';
 export type { Logger } from './log/logger';
+// For other workers behind `celeriac worker --<mode>` (workers/rq): Redis, Lua, the pools, task loading.
+export { connectRedis, closeRedis, type RedisConnectOptions } from './redis/connect';
+export { LuaScript, type RedisReply } from './redis/script';
+export { createPool, type PoolKind, type TaskPool, type PoolOptions } from './pool';
+export type { TaskRun } from './pool/pool';
+export type { Outcome, Limits } from './worker/execute';
+export type { Job as PoolJob } from './worker/job';
+export type { TaskRequest } from './protocol/message';
+export type { TaskDefinition } from './app/task';
+export { loadTaskModule, resolveModule } from './app/loadTasks';
+export { projectRoot } from './cli/root';
+export { maskUrl } from './log/mask';
+export { serveMetrics, type MetricsServer } from './metrics/server';

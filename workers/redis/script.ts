@@ -26,4 +26,14 @@ export class LuaScript {
       return (await client.eval(this.source, keys.length, ...keys, ...args)) as RedisReply;
     }
   }
+
+  /** As run, with bulk replies as Buffers (binary values such as zlib'd data survive). */
+  async runBuffer(client: Redis, keys: readonly string[], args: readonly (string | number | Buffer)[]): Promise<RedisReply> {
+    try {
+      return (await client.callBuffer('EVALSHA', this.sha, keys.length, ...keys, ...args)) as RedisReply;
+    } catch (err) {
+      if (!String((err as Error).message).includes('NOSCRIPT')) throw err;
+      return (await client.callBuffer('EVAL', this.source, keys.length, ...keys, ...args)) as RedisReply;
+    }
+  }
 }
