@@ -83,6 +83,12 @@ test('several queues are taken in priority order; -P processes kills a CPU-bound
   expect(spin.status).toBe('failed');
   expect(spin.exc_string).toMatch(/JobTimeoutException: Task exceeded maximum timeout value \(2 seconds\)/);
   expect(readFileSync(marks, 'utf8')).toBe('high-1\nlow-1\nlow-2\n');
+  // Idle on two queues the worker waits in BLPOP (rq's dequeue over several queues).
+  const [, idle] = await rqOps<[string, string]>(url, [
+    { op: 'enqueue', queue: 'low', func: 'rqtasks.mark', args: [marks, 'low-3'] },
+    { op: 'wait', id: '$0', statuses: ['finished'] },
+  ]);
+  expect(idle).toBe('finished');
 });
 
 test('Celeriac\'s own maintenance does what rq\'s cleanup does: abandoned and stuck-in-intermediate jobs fail', async () => {

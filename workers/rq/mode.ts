@@ -77,6 +77,7 @@ async function runRqWorker(flags: Record<string, unknown>): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('unhandledRejection', (reason) => log.error(`unhandled rejection (worker goes on): ${String((reason as Error)?.stack ?? reason)}`));
   await worker.start().catch((err: Error) => {
     log.error(`rq worker could not start: ${err.message}`);
     process.exit(1);

@@ -149,7 +149,8 @@ export class RqWorker extends EventEmitter {
           await sleep(1000);
           continue;
         }
-        const free = this.opts.concurrency - this.running.size;
+        // A job holds its slot until its end is recorded (finish.lua), as in rq.
+        const free = this.opts.concurrency - this.running.size - this.finishing.size;
         if (free <= 0) {
           await new Promise<void>((resolve) => (this.wake = resolve));
           continue;
@@ -226,7 +227,10 @@ export class RqWorker extends EventEmitter {
     };
     const started = instant();
     const settle = (job: RqJob, outcome: Outcome, kind: 'run' | 'refuse' | 'stop'): void => {
-      const p = this.finish(job, started, outcome, kind).finally(() => this.finishing.delete(p));
+      const p = this.finish(job, started, outcome, kind).finally(() => {
+        this.finishing.delete(p);
+        this.wake?.();
+      });
       this.finishing.add(p);
     };
     let job: RqJob;
@@ -252,7 +256,6 @@ export class RqWorker extends EventEmitter {
     void run.outcome.then((outcome) => {
       this.running.delete(job.id);
       settle(job, outcome, run.stopRequested ? 'stop' : 'run');
-      this.wake?.();
     });
   }
 
