@@ -4,7 +4,7 @@
  * commands and worker modes. This file is the composition root: the only place that knows both.
  */
 import { buildProgram, runProgram } from '../workers';
-import { rqWorkerMode } from '../workers/rq';
+import { rqFleetSource, rqWorkerMode } from '../workers/rq';
 
-const program = buildProgram({ workerModes: [rqWorkerMode] });
+const program = buildProgram({ workerModes: [rqWorkerMode], fleetSources: [rqFleetSource] });
 runProgram(program);

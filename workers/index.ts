@@ -29,6 +29,7 @@ export {
 } from './mongodb/connect';
 export { buildProgram, runProgram, type ProgramExtensions } from './cli/program';
 export type { WorkerMode } from './cli/worker';
+export type { FleetSource, WorkerRow } from './cli/workers';
 export { loadOrExit, loggerFor, commonOverrides, type CommonFlags } from './cli/options';
 export type { Logger } from './log/logger';
 // For other workers behind `celeriac worker --<mode>` (workers/rq): Redis, Lua, the pools, task loading.

@@ -24,7 +24,8 @@ export interface CeleriacWorkerOptions {
   timeoutMs?: number;
 }
 
-const CLI = path.join(PROJECT_ROOT, 'workers', 'cli', 'main.ts');
+// The full `celeriac` command (runtime + domain commands), as the bin runs it.
+const CLI = path.join(PROJECT_ROOT, 'scripts', 'celeriac.ts');
 let counter = 0;
 
 function cliEnv(extra: Record<string, string> = {}): Record<string, string> {

@@ -8,6 +8,8 @@ import { type ProcessHandle } from '../helpers/processes';
 import { rqOps, startRqWorker } from '../helpers/rq';
 import { runPython } from '../helpers/python';
 import { flushDb, redisClient, type Redis } from '../helpers/redis';
+import { celeriacCli } from '../helpers/celeriacWorker';
+import type { WorkerRow } from '../../workers';
 
 jest.setTimeout(180_000);
 
@@ -225,6 +227,11 @@ test('Worker.all, `rq info` and --metrics-port show the worker with its state an
   expect(w!.ttl).toBeLessThanOrEqual(480);
   const info = await runPython(`import sys; from rq.cli import main; sys.argv = ['rq', 'info', '-u', ${JSON.stringify(url)}, '-W']; main()`);
   expect(info.stdout).toMatch(new RegExp(`${NAME}.*(idle|busy)`));
+  const listed = await celeriacCli(['workers', 'list', '--json', '-b', url, '--timeout', '0.5']);
+  expect(listed.code).toBe(0);
+  const rows = JSON.parse(listed.stdout) as WorkerRow[];
+  expect(rows.filter((r) => r.kind === 'rq')).toEqual([expect.objectContaining({ hostname: NAME, pid: worker.pid, uuid: null })]);
+  expect(rows.find((r) => r.kind === 'rq')!.processed).toBe(w!.successful + w!.failed);
 
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   expect(metrics).toMatch(new RegExp(`celeriac_tasks_succeeded_total\\{name="rqtasks.add",worker="${NAME}"\\} [1-9]`));

@@ -2,18 +2,20 @@
 import { Command } from 'commander';
 import { addWorkerCommand, type WorkerMode } from './worker';
 import { addCallCommand } from './call';
-import { addWorkersCommand } from './workers';
+import { addWorkersCommand, type FleetSource } from './workers';
 
 export interface ProgramExtensions {
   /** Other workers behind `celeriac worker --<flag>`. */
   workerModes?: readonly WorkerMode[];
+  /** Other workers `celeriac workers list` shows from their own records. */
+  fleetSources?: readonly FleetSource[];
 }
 
 export function buildProgram(extensions: ProgramExtensions = {}): Command {
   const program = new Command('celeriac').description('Celery-compatible task worker for Node').version('0.1.0');
   addWorkerCommand(program, extensions.workerModes);
   addCallCommand(program);
-  addWorkersCommand(program);
+  addWorkersCommand(program, extensions.fleetSources);
   return program;
 }
 

@@ -4,6 +4,7 @@
  * run (in `inspect stats` and its heartbeats); Python workers show none and are stopped by name.
  */
 import type { Command } from 'commander';
+import type { Config } from '../../config';
 import { appFromConfig } from '../app/fromConfig';
 import { ControlClient, type Replies } from '../control/client';
 import { commonOverrides, loadOrExit, loggerFor, type CommonFlags } from './options';
@@ -19,6 +20,8 @@ interface WorkersFlags extends CommonFlags {
 }
 
 export interface WorkerRow {
+  /** 'celery' for workers that answer remote control; a fleet source names its own (e.g. 'rq'). */
+  kind: string;
   hostname: string;
   uuid: string | null;
   pid: number | null;
@@ -43,6 +46,7 @@ export function rowsFrom(stats: Replies, active: Replies): WorkerRow[] {
       const s = (raw ?? {}) as StatsReply;
       const running = active[hostname];
       return {
+        kind: 'celery',
         hostname,
         uuid: s.uuid ?? null,
         pid: s.pid ?? null,
@@ -55,18 +59,27 @@ export function rowsFrom(stats: Replies, active: Replies): WorkerRow[] {
     .sort((a, b) => a.hostname.localeCompare(b.hostname));
 }
 
+/**
+ * Workers that do not answer Celery's remote control but keep records a list can read (rq's
+ * `rq:workers`): the composition root adds them, so the runtime needs no knowledge of them.
+ */
+export interface FleetSource {
+  kind: string;
+  list(config: Config): Promise<WorkerRow[]>;
+}
+
 function table(rows: WorkerRow[]): string {
-  const head = ['HOSTNAME', 'UUID', 'PID', 'POOL', 'ACTIVE', 'PROCESSED', 'UPTIME'];
-  const cells = rows.map((r) => [r.hostname, r.uuid ?? '-', String(r.pid ?? '-'), String(r.pool ?? '-'), String(r.active), String(r.processed), r.uptime === null ? '-' : `${r.uptime}s`]);
+  const head = ['KIND', 'HOSTNAME', 'UUID', 'PID', 'POOL', 'ACTIVE', 'PROCESSED', 'UPTIME'];
+  const cells = rows.map((r) => [r.kind, r.hostname, r.uuid ?? '-', String(r.pid ?? '-'), String(r.pool ?? '-'), String(r.active), String(r.processed), r.uptime === null ? '-' : `${r.uptime}s`]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   return [head, ...cells].map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-async function withClient<T>(flags: WorkersFlags, fn: (client: ControlClient, timeout: number) => Promise<T>): Promise<T> {
+async function withClient<T>(flags: WorkersFlags, fn: (client: ControlClient, timeout: number, config: Config) => Promise<T>): Promise<T> {
   const config = loadOrExit(commonOverrides(flags));
   const app = appFromConfig(config, loggerFor(config, 'workers', 'stderr'));
   try {
-    return await fn(new ControlClient(await app.transport()), Number(flags.timeout ?? 1));
+    return await fn(new ControlClient(await app.transport()), Number(flags.timeout ?? 1), config);
   } finally {
     await app.close();
   }
@@ -77,8 +90,24 @@ async function list(client: ControlClient, timeout: number): Promise<WorkerRow[]
   return rowsFrom(stats, active);
 }
 
-async function runList(flags: WorkersFlags): Promise<void> {
-  const rows = await withClient(flags, list);
+/** Remote-control replies plus each fleet source's records; a source that fails is named on stderr. */
+async function listAll(flags: WorkersFlags, sources: readonly FleetSource[]): Promise<WorkerRow[]> {
+  return withClient(flags, async (client, timeout, config) => {
+    const lists = await Promise.all([
+      list(client, timeout),
+      ...sources.map((source) =>
+        source.list(config).catch((err: Error) => {
+          process.stderr.write(`workers: could not list ${source.kind} workers: ${err.message}\n`);
+          return [];
+        }),
+      ),
+    ]);
+    return lists.flat();
+  });
+}
+
+async function runList(flags: WorkersFlags, sources: readonly FleetSource[]): Promise<void> {
+  const rows = await listAll(flags, sources);
   process.stdout.write(flags.json ? `${JSON.stringify(rows)}\n` : `${rows.length ? table(rows) : 'no workers answered'}\n`);
 }
 
@@ -113,7 +142,7 @@ async function runStop(flags: WorkersFlags): Promise<void> {
   if (left.length) throw new Error(`still running after ${waitSeconds}s: ${left.join(', ')}`);
 }
 
-export function addWorkersCommand(program: Command): void {
+export function addWorkersCommand(program: Command, sources: readonly FleetSource[] = []): void {
   const workers = program.command('workers').description('list or stop the workers on the broker (remote control)');
   const common = (cmd: Command): Command =>
     cmd
@@ -126,7 +155,7 @@ export function addWorkersCommand(program: Command): void {
   };
   common(workers.command('list').description('hostname, uuid, pid, pool size, active, processed and uptime of each worker'))
     .option('--json', 'print JSON instead of a table')
-    .action((flags: WorkersFlags) => runList(flags).catch(fail));
+    .action((flags: WorkersFlags) => runList(flags, sources).catch(fail));
   common(workers.command('stop').description('warm shutdown: running tasks finish first, nothing is lost'))
     .option('--uuid <uuid>', 'the worker with this uuid')
     .option('--hostname <name@host>', 'the worker with this node name')
