@@ -28,7 +28,10 @@ export interface AppLogger {
 export const silentLogger: AppLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
 export interface AppOptions {
+  /** One broker URL, or a failover list separated by ';' (amqp://h1//;amqp://h2//). */
   brokerUrl: string;
+  /** Celery's broker_failover_strategy: which URL of a failover list comes next. */
+  brokerFailoverStrategy?: 'round-robin' | 'shuffle';
   /** null/'' disables results (Celery's DisabledBackend). */
   resultBackend: string | null;
   brokerTransportOptions: Record<string, unknown>;

@@ -1,4 +1,4 @@
-/** Pick a result backend by URL scheme (redis, rediss, file). */
+/** Pick a result backend by URL scheme (redis, rediss, sentinel, file, rpc). */
 import type { ResultBackend } from './backend';
 import { RedisBackend } from './redis/redisBackend';
 import { FileBackend } from './file';
@@ -24,8 +24,10 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
     case 'rediss':
     case 'redis+socket':
     case 'unix':
+    case 'sentinel':
       return new RedisBackend({
         url,
+        transportOptions: opts.transportOptions,
         ssl: opts.ssl,
         expires: opts.expires,
         globalKeyprefix: opts.transportOptions?.global_keyprefix === undefined ? undefined : String(opts.transportOptions.global_keyprefix),
@@ -40,6 +42,6 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
       }
       return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl });
     default:
-      throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss://, file:// or rpc://`);
+      throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss://, sentinel://, file:// or rpc://`);
   }
 }

@@ -13,6 +13,7 @@ import { TaskRevokedError } from '../app/errors';
 import { SOFTWARE_INFO } from '../events/heartbeat';
 import { TUNING_COMMANDS } from './tuning';
 import { CONSUMER_COMMANDS } from './consumers';
+import { maskUrl } from '../log/mask';
 
 export interface ControlLogger {
   info(msg: string): void;
@@ -106,7 +107,8 @@ function held(ctx: ControlContext, state?: HeldState): Held[] {
 }
 
 function brokerInfo(ctx: ControlContext): Record<string, unknown> {
-  const raw = ctx.worker.app.options.brokerUrl;
+  // A failover list: kombu reports the first URL, the others as `alternates` (masked).
+  const [raw = '', ...alternates] = ctx.worker.app.options.brokerUrl.split(';').map((u) => u.trim()).filter((u) => u !== '');
   let url: URL | null;
   try {
     url = new URL(raw);
@@ -129,8 +131,8 @@ function brokerInfo(ctx: ControlContext): Record<string, unknown> {
     login_method: null,
     uri_prefix: null,
     heartbeat: transport === 'amqp' ? 120.0 : 0,
-    failover_strategy: 'round-robin',
-    alternates: [],
+    failover_strategy: ctx.worker.app.options.brokerFailoverStrategy ?? 'round-robin',
+    alternates: alternates.map(maskUrl),
   };
 }
 

@@ -1,4 +1,4 @@
-/** Pick a transport adapter by broker URL scheme (redis, rediss, filesystem). */
+/** Pick a transport adapter by broker URL scheme (redis, rediss, sentinel, amqp, filesystem). */
 import type { Transport } from './transport';
 import { RedisTransport } from './redis/redisTransport';
 import { FilesystemTransport } from './filesystem';
@@ -28,8 +28,10 @@ export function createTransport(
     case 'rediss':
     case 'redis+socket':
     case 'unix':
+    case 'sentinel':
       return new RedisTransport({
         url,
+        transportOptions: options,
         ssl,
         visibilityTimeout: num(options.visibility_timeout),
         restoreInterval: num(options.unacked_restore_interval),
@@ -47,6 +49,6 @@ export function createTransport(
     case 'filesystem':
       return FilesystemTransport.fromOptions(options, logger);
     default:
-      throw new Error(`unsupported broker url ${maskUrl(url)}: use amqp://, amqps://, redis://, rediss:// or filesystem://`);
+      throw new Error(`unsupported broker url ${maskUrl(url)}: use amqp://, amqps://, redis://, rediss://, sentinel:// or filesystem://`);
   }
 }
