@@ -1,8 +1,11 @@
 // High-availability URLs, as kombu and Celery read them: sentinel:// lists with master_name and
-// sentinel_kwargs (workers/redis/sentinel.ts), and the config keys that carry them.
+// sentinel_kwargs (workers/redis/sentinel.ts), AMQP failover lists with broker_failover_strategy
+// (workers/transports/amqp/failover.ts), and the config keys that carry them.
 import { sentinelOptionsFromUrl } from '../../workers/redis/sentinel';
 import { redisDbFromUrl } from '../../workers/redis/connect';
 import { loadConfig } from '../../config';
+import { BrokerRing, failoverUrls } from '../../workers/transports/amqp/failover';
+import { createTransport } from '../../workers/transports';
 
 const OPTS = { master_name: 'mymaster', sentinel_kwargs: { password: 'spw' } };
 
@@ -73,5 +76,38 @@ describe('HA config keys', () => {
     expect(load({}).celery.broker_failover_strategy).toBe('round-robin');
     expect(() => load({ CELERIAC_BROKER_FAILOVER_STRATEGY: 'random' })).toThrow(/broker_failover_strategy.*round-robin, shuffle/s);
     expect(() => load({ CELERY_BROKER_URL: 'amqp://h1//;http://h2' })).toThrow(/broker_url/);
+  });
+});
+
+describe('BrokerRing (broker_failover_strategy)', () => {
+  it('round-robin starts at the first URL and cycles in order', () => {
+    const ring = new BrokerRing(failoverUrls('amqp://h1//; amqp://h2// ;amqp://h3//;'));
+    expect(ring.size).toBe(3);
+    expect([ring.current, ring.next(), ring.next(), ring.next()]).toEqual(['amqp://h1//', 'amqp://h2//', 'amqp://h3//', 'amqp://h1//']);
+  });
+
+  it('shuffle visits every URL once per cycle, in a new order, not starting again on the one that just failed', () => {
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const urls = ['amqp://a//', 'amqp://b//', 'amqp://c//', 'amqp://d//'];
+    const ring = new BrokerRing(urls, 'shuffle', random);
+    for (let cycle = 0; cycle < 20; cycle++) {
+      const seen = [ring.current];
+      for (let i = 1; i < urls.length; i++) seen.push(ring.next());
+      expect([...seen].sort()).toEqual(urls);
+      expect(ring.next()).not.toBe(seen[seen.length - 1]);
+    }
+  });
+
+  it('failoverUrls refuses an empty list', () => {
+    expect(() => failoverUrls(' ; ')).toThrow(/empty broker url/);
+  });
+});
+
+describe('createTransport with a list', () => {
+  it('refuses a redis:// list and a list mixing schemes, naming the URL with its password masked', () => {
+    expect(() => createTransport('redis://:pw@h1/0;redis://h2/0', {})).toThrow(/redis:\/\/:\*\*@h1.*failover list works with amqp:\/\//);
+    expect(() => createTransport('amqp://u:pw@h1//;redis://h2/0', {})).toThrow(/same scheme/);
+    expect(() => createTransport('amqp://u:pw@h1//;redis://h2/0', {})).not.toThrow(/pw@/);
   });
 });

@@ -143,7 +143,13 @@ export class Celeriac implements HostProvider {
   /** The broker connection, connected on first use and shared. */
   transport(): Promise<Transport> {
     this.transportPromise ??= (async () => {
-      const t = createTransport(this.options.brokerUrl, this.options.brokerTransportOptions, this.log, this.options.brokerUseSsl);
+      const t = createTransport(
+        this.options.brokerUrl,
+        this.options.brokerTransportOptions,
+        this.log,
+        this.options.brokerUseSsl,
+        this.options.brokerFailoverStrategy,
+      );
       await t.connect().catch(async (err: unknown) => {
         await t.close().catch(() => undefined); // stop its reconnect attempts: the caller decides
         throw err;
@@ -160,6 +166,7 @@ export class Celeriac implements HostProvider {
       if (!url) return null;
       const b = createBackend(url, {
         brokerUrl: this.options.brokerUrl,
+        brokerFailoverStrategy: this.options.brokerFailoverStrategy,
         brokerSsl: this.options.brokerUseSsl,
         ssl: this.options.redisBackendUseSsl,
         expires: this.options.resultExpires,

@@ -8,6 +8,8 @@ import { maskUrl } from '../log/mask';
 export interface BackendFactoryOptions {
   /** Needed by rpc://, whose results travel over the broker. */
   brokerUrl?: string;
+  /** broker_failover_strategy, for rpc:// over a failover list. */
+  brokerFailoverStrategy?: 'round-robin' | 'shuffle';
   /** broker_use_ssl, for rpc:// (over the broker). */
   brokerSsl?: Record<string, unknown> | null;
   /** redis_backend_use_ssl, for rediss:// results. */
@@ -40,7 +42,7 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
       if (!opts.brokerUrl || !/^(amqps?|pyamqp):/i.test(opts.brokerUrl)) {
         throw new Error('rpc:// results need an AMQP broker (amqp://): they travel as broker messages');
       }
-      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl });
+      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl, failoverStrategy: opts.brokerFailoverStrategy });
     default:
       throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss://, sentinel://, file:// or rpc://`);
   }

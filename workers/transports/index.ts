@@ -3,6 +3,7 @@ import type { Transport } from './transport';
 import { RedisTransport } from './redis/redisTransport';
 import { FilesystemTransport } from './filesystem';
 import { AmqpTransport } from './amqp/amqpTransport';
+import type { FailoverStrategy } from './amqp/failover';
 import { maskUrl } from '../log/mask';
 
 export interface TransportLogger {
@@ -21,8 +22,16 @@ export function createTransport(
   options: Record<string, unknown>,
   logger?: TransportLogger,
   ssl: Record<string, unknown> | null = null,
+  failoverStrategy?: FailoverStrategy,
 ): Transport {
-  const scheme = url.split(':', 1)[0]!.toLowerCase();
+  const scheme = url.trim().split(':', 1)[0]!.toLowerCase();
+  const list = url.split(';').filter((u) => u.trim() !== '');
+  if (list.length > 1 && !['amqp', 'amqps', 'pyamqp', 'sentinel'].includes(scheme)) {
+    throw new Error(`broker url ${maskUrl(url)}: a ';'-separated failover list works with amqp:// nodes (or sentinel:// for Redis behind Sentinel)`);
+  }
+  if (list.some((u) => u.trim().split(':', 1)[0]!.toLowerCase() !== scheme)) {
+    throw new Error(`broker url ${maskUrl(url)}: every URL of a failover list must use the same scheme`);
+  }
   switch (scheme) {
     case 'redis':
     case 'rediss':
@@ -45,7 +54,7 @@ export function createTransport(
     case 'amqp':
     case 'amqps':
     case 'pyamqp':
-      return new AmqpTransport({ url, logger, ssl });
+      return new AmqpTransport({ url, logger, ssl, failoverStrategy });
     case 'filesystem':
       return FilesystemTransport.fromOptions(options, logger);
     default:
