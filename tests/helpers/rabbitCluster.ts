@@ -14,12 +14,11 @@
  *   cluster.stop()               every node and the epmd
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { testTmpDir } from './env';
 import { type ProcessHandle, startProcess } from './processes';
-import { waitFor } from './faults';
+import { waitForPort } from './rabbit';
 import { freePort } from '../setup/redisServer';
 import { RABBITMQ_SERVER, rabbitEnv, type RabbitConfig, runRabbitmqctl } from '../setup/rabbitServer';
 
@@ -43,19 +42,6 @@ export interface RabbitCluster {
 
 const SIZE = 3;
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(300, () => done(false));
-    sock.on('error', () => done(false));
-    sock.on('connect', () => done(true));
-  });
-}
-
 async function ctl(cfg: RabbitConfig, args: string[], timeoutMs = 60_000): Promise<string> {
   const res = await runRabbitmqctl(cfg, args, timeoutMs);
   if (res.code !== 0) throw new Error(`rabbitmqctl -n ${cfg.node} ${args.join(' ')}: code ${res.code}\n${res.stderr || res.stdout}`);
@@ -78,7 +64,7 @@ export async function startRabbitCluster(name: string): Promise<RabbitCluster> {
   const handles: ProcessHandle[] = [];
   const epmd = startProcess('/usr/bin/epmd', ['-port', String(epmdPort), '-address', '127.0.0.1']);
   handles.push(epmd);
-  await waitFor(() => canConnect(epmdPort), 10_000, `epmd on port ${epmdPort}`);
+  await waitForPort(epmdPort, 10_000);
 
   const nodes: RabbitConfig[] = [];
   for (let i = 0; i < SIZE; i++) {
@@ -96,7 +82,7 @@ export async function startRabbitCluster(name: string): Promise<RabbitCluster> {
   };
   try {
     for (const cfg of nodes) {
-      await waitFor(() => canConnect(cfg.port), 120_000, `RabbitMQ node ${cfg.node} to listen on ${cfg.port}`);
+      await waitForPort(cfg.port, 120_000);
       await ctl(cfg, ['await_startup', '--timeout', '120'], 130_000);
     }
     const [first, ...others] = nodes;

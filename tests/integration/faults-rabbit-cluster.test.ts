@@ -4,13 +4,14 @@
 // 2,000 acks_late tasks flow; the node the worker is connected to is stopped (stop_app) mid-run.
 // The worker moves to the next node, re-declares, resumes; every task id ends SUCCESS, tasks run
 // twice only within the README's bound (the prefetch), and Python's `inspect ping` (kombu on the
-// same list, failing over itself) reaches the worker on its new node.
+// same list, failing over itself) reaches the worker on its new node, as do its heartbeat events.
 // Results and the ledger: a private redis-server.
 import Redis from 'ioredis';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/privateRedis';
 import { startRabbitCluster, type RabbitCluster } from '../helpers/rabbitCluster';
 import { runPyJson } from '../helpers/python';
+import { expectHeartbeat } from '../helpers/eventsReceiver';
 import { expectCleanLog, Ledger, sendTasks, statuses, tally, waitFor } from '../helpers/faults';
 
 const N = 2_000;
@@ -81,6 +82,7 @@ print(json.dumps(sorted(app.control.inspect(timeout=3).ping() or {})))
       { env: { BROKER: cluster.url() }, timeoutMs: 60_000 },
     );
     expect(pong.some((n) => n.startsWith('cluster-ha@'))).toBe(true);
+    await expectHeartbeat(cluster.url(), 'cluster-ha@');
 
     const out = worker.output();
     expect(out).toMatch(new RegExp(`amqp amqp://guest:\\*\\*@127.0.0.1:${cluster.nodes[0]!.port}//: connection lost`));
