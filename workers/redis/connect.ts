@@ -124,7 +124,9 @@ export function connectRedis(url: string, connect: RedisConnectOptions = {}): Re
 function sentinelClientOptions(url: string, connect: RedisConnectOptions, label: string, everReady: () => boolean): RedisOptions {
   const { options, ignored } = sentinelOptionsFromUrl(url, connect.transportOptions, connect.transportOptionsKey);
   if (ignored.length) connect.logger?.warn(`${label}: sentinel_kwargs ${ignored.join(', ')} not used (only password and username are)`);
-  if (connect.ssl) options.tls = tlsOptions(connect.ssl, `${label} ssl`);
+  // broker_use_ssl: TLS to the master and replicas (kombu's SentinelManagedSSLConnection); the
+  // Sentinels themselves stay plain (ioredis takes TLS for them from sentinelTLS only).
+  if (connect.ssl) Object.assign(options, { tls: tlsOptions(connect.ssl, `${label} ssl`), enableTLSForSentinelMode: true });
   return {
     ...options,
     failoverDetector: true,
