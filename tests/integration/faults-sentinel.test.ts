@@ -104,12 +104,17 @@ print(json.dumps(ids))
 ids = json.loads(os.environ['IDS'])
 states = [app.AsyncResult(i).state for i in ids]
 pong = app.control.inspect(timeout=3).ping() or {}
-print(json.dumps({'success': states.count('SUCCESS'), 'pong': sorted(pong)}))
+stats = app.control.inspect(timeout=3).stats() or {}
+broker = next((s['broker'] for n, s in stats.items() if n.startswith('sentinel-ha@')), None)
+print(json.dumps({'success': states.count('SUCCESS'), 'pong': sorted(pong), 'broker': broker}))
 `,
       { IDS: JSON.stringify(ids) },
-    )) as { success: number; pong: string[] };
+    )) as { success: number; pong: string[]; broker: { transport: string; alternates: string[] } | null };
     expect(seen.success).toBe(N);
     expect(seen.pong.some((n) => n.startsWith('sentinel-ha@'))).toBe(true);
+    // inspect stats: kombu's broker info, the Sentinel list as alternates with the password masked.
+    expect(seen.broker?.transport).toBe('sentinel');
+    expect(seen.broker?.alternates).toEqual(topo.url(0).split(';').map((u) => u.replace(`:${topo.password}@`, ':**@')));
     // Events too: a Python receiver subscribed on the new master sees the worker's heartbeats.
     await expectHeartbeat(topo.url(0), 'sentinel-ha@', { BROKER_TRANSPORT_OPTIONS: JSON.stringify(topo.transportOptions) });
 

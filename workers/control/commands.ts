@@ -42,6 +42,8 @@ export interface ControlContext {
   events?: EventsSwitch | null;
   /** Warm shutdown of the worker (called after the reply went out). */
   shutdown?: () => void;
+  /** The broker node connected to now, of a failover list (set per command by RemoteControl). */
+  connectedBrokerUrl?: string;
 }
 
 export type ControlHandler = (ctx: ControlContext, args: Record<string, unknown>) => unknown;
@@ -107,8 +109,11 @@ function held(ctx: ControlContext, state?: HeldState): Held[] {
 }
 
 function brokerInfo(ctx: ControlContext): Record<string, unknown> {
-  // A failover list: kombu reports the first URL, the others as `alternates` (masked).
-  const [raw = '', ...alternates] = ctx.worker.app.options.brokerUrl.split(';').map((u) => u.trim()).filter((u) => u !== '');
+  // A failover list: kombu reports the node it is connected to, and every URL as `alternates`
+  // (masked here); a single URL has no alternates.
+  const urls = ctx.worker.app.options.brokerUrl.split(';').map((u) => u.trim()).filter((u) => u !== '');
+  const alternates = urls.length > 1 ? urls : [];
+  const raw = ctx.connectedBrokerUrl ?? urls[0] ?? '';
   let url: URL | null;
   try {
     url = new URL(raw);

@@ -76,6 +76,10 @@ export class AmqpTransport implements Transport {
     this.ring = new BrokerRing(failoverUrls(opts.url), opts.failoverStrategy);
   }
 
+  connectedUrl(): string {
+    return this.ring.current;
+  }
+
   /** The node connected to now (or tried next), for log lines. */
   private get where(): string {
     return maskUrl(this.ring.current);
