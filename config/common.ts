@@ -24,7 +24,12 @@ const common: Config = {
       processed_folder: './data/broker/processed',
       store_processed: false,
       unacked_restore_interval: 10,
+      // sentinel:// brokers (kombu's names): the monitored master's name, the Sentinels' own auth.
+      master_name: '',
+      sentinel_kwargs: null,
     },
+    // Which URL of a failover list (';'-separated or a list) comes next after a node is lost.
+    broker_failover_strategy: 'round-robin',
     result_expires: 86400,
     result_extended: false,
     task_default_queue: 'celery',

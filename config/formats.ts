@@ -8,8 +8,8 @@
 import convict from 'convict';
 import { LOG_LEVELS, normalizeLogLevel } from '../workers/log/levels';
 
-export const BROKER_SCHEMES = ['filesystem', 'redis', 'rediss', 'amqp', 'amqps', 'pyamqp'] as const;
-export const RESULT_BACKEND_SCHEMES = ['file', 'redis', 'rediss', 'rpc'] as const;
+export const BROKER_SCHEMES = ['filesystem', 'redis', 'rediss', 'sentinel', 'amqp', 'amqps', 'pyamqp'] as const;
+export const RESULT_BACKEND_SCHEMES = ['file', 'redis', 'rediss', 'sentinel', 'rpc'] as const;
 export const MONGO_SCHEMES = ['mongodb', 'mongodb+srv'] as const;
 export const SERIALIZERS = ['json', 'msgpack', 'yaml'] as const;
 /** kombu's content type for each serializer; accept_content may use either form. */
@@ -47,6 +47,7 @@ export const FORMAT = {
   nullablePositiveInt: 'celeriac-nullable-positive-int',
   nullablePort: 'celeriac-nullable-port',
   optimization: 'celeriac-optimization',
+  failoverStrategy: 'celeriac-failover-strategy',
 } as const;
 
 interface Spec {
@@ -87,9 +88,13 @@ function urlWithScheme(schemes: readonly string[], allowFailoverList: boolean): 
     return m !== null && schemes.includes(m[1].toLowerCase());
   };
   return {
-    expected: `must be a URL with scheme ${schemes.map((s) => `${s}://`).join(', ')}`,
-    // Celery accepts several broker URLs separated by ';' for failover.
-    check: (v) => isStr(v) && (allowFailoverList ? v.split(';').every(ok) : ok(v)),
+    expected: `must be a URL with scheme ${schemes.map((s) => `${s}://`).join(', ')}${allowFailoverList ? " (or several, separated by ';' or as a list, for failover)" : ''}`,
+    // Celery accepts several broker URLs separated by ';' (or a list) for failover, and
+    // sentinel:// lists for the result backend.
+    check: (v) =>
+      allowFailoverList
+        ? (isStr(v) && v.split(';').every(ok)) || (Array.isArray(v) && v.length > 0 && v.every((u) => isStr(u) && ok(u)))
+        : isStr(v) && ok(v),
   };
 }
 
@@ -155,11 +160,16 @@ const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
       Array.isArray(v) && v.length > 0 && v.every((n, i) => isInt(n) && n >= 0 && n <= 255 && (i === 0 || n > v[i - 1])),
     coerce: (raw) => toList(raw).map(toNumber),
   },
-  [FORMAT.brokerUrl]: urlWithScheme(BROKER_SCHEMES, false),
+  [FORMAT.brokerUrl]: urlWithScheme(BROKER_SCHEMES, true),
   // '' disables results, like Celery's result_backend = None (DisabledBackend).
   [FORMAT.backendUrl]: (() => {
     const url = urlWithScheme(RESULT_BACKEND_SCHEMES, false);
-    return { ...url, expected: `${url.expected} (or '' for no results)`, check: (v: unknown) => v === '' || url.check(v) };
+    const sentinels = urlWithScheme(['sentinel'], true);
+    return {
+      ...url,
+      expected: `${url.expected} (or '' for no results)`,
+      check: (v: unknown) => v === '' || url.check(v) || (isStr(v) && sentinels.check(v)),
+    };
   })(),
   [FORMAT.mongoUrl]: urlWithScheme(MONGO_SCHEMES, false),
   [FORMAT.logLevel]: { ...oneOf(LOG_LEVELS), coerce: (raw) => normalizeLogLevel(raw) ?? raw },
@@ -172,6 +182,7 @@ const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
     coerce: toList,
   },
   [FORMAT.pool]: oneOf(['async', 'threads', 'processes']),
+  [FORMAT.failoverStrategy]: oneOf(['round-robin', 'shuffle']),
   // Celery's --autoscale=max,min (min defaults to 0 when left out).
   [FORMAT.autoscale]: {
     expected: "must be null or 'max,min' with whole numbers, max >= 1 and max >= min",

@@ -26,6 +26,10 @@ export interface BrokerTransportOptions {
   store_processed: boolean;
   /** Seconds between scans that restore unacked messages whose visibility timeout passed. */
   unacked_restore_interval: number;
+  /** sentinel:// brokers: the name Sentinel monitors the master under (kombu's master_name). */
+  master_name: string;
+  /** sentinel:// brokers: the Sentinels' own credentials ({password, username}), as kombu's sentinel_kwargs. */
+  sentinel_kwargs: Record<string, unknown> | null;
 }
 
 /** One entry of Celery's task_queues (kombu Queue + Exchange, flattened). */
@@ -40,9 +44,12 @@ export interface QueueDefinition {
 }
 
 export interface CeleryConfig {
-  broker_url: string;
+  /** One URL, several separated by ';', or a list (failover: Celery's broker_url list). */
+  broker_url: string | string[];
   result_backend: string;
   broker_transport_options: BrokerTransportOptions;
+  /** Next broker of a failover list: Celery's broker_failover_strategy. */
+  broker_failover_strategy: 'round-robin' | 'shuffle';
   /** Seconds a result is kept; 0 = never expires. */
   result_expires: number;
   result_extended: boolean;

@@ -6,6 +6,7 @@
  *     itself on that worker's worker-offline (or after CAPTURE_SECONDS, 40 by default)
  *   lines(receiver): Line[]                    every event seen so far
  *   waitUntil(receiver, what, cond, timeoutMs?): Promise<Line[]>   polls until cond(lines) holds
+ *   expectHeartbeat(brokerUrl, hostnamePrefix, env?)   a receiver sees that worker's heartbeat, then stops
  */
 import { INTEROP_DIR, pythonBin } from './env';
 import { startProcess, type ProcessHandle } from './processes';
@@ -102,3 +103,18 @@ export async function waitUntil(receiver: ProcessHandle, what: string, cond: (ls
   }
 }
 
+
+/**
+ * Starts a receiver on `brokerUrl`, waits for a worker-heartbeat from a node whose name starts
+ * with `hostnamePrefix` (the event path works end to end, e.g. after a broker failover), stops it.
+ */
+export async function expectHeartbeat(brokerUrl: string, hostnamePrefix: string, env: Record<string, string> = {}): Promise<void> {
+  const receiver = await startReceiver(brokerUrl, '', env);
+  try {
+    await waitUntil(receiver, `a worker-heartbeat of ${hostnamePrefix}*`, (ls) =>
+      ls.some((l) => l.event.type === 'worker-heartbeat' && l.event.hostname.startsWith(hostnamePrefix)),
+    );
+  } finally {
+    await receiver.stop();
+  }
+}

@@ -185,7 +185,7 @@ export async function stopBroker(): Promise<void> {
 }
 
 /** Resolves once 127.0.0.1:port accepts a TCP connection; rejects after timeoutMs. */
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {

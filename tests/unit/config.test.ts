@@ -250,7 +250,7 @@ describe('validation errors', () => {
     const err = loadError({ env: { CELERY_BROKER_URL: 'sqs://user:s3cret@queue//' } });
     expect(err.message).toBe(
       'config: celery.broker_url = "sqs://user:**@queue//": must be a URL with scheme ' +
-        'filesystem://, redis://, rediss://, amqp://, amqps://, pyamqp://',
+        "filesystem://, redis://, rediss://, sentinel://, amqp://, amqps://, pyamqp:// (or several, separated by ';' or as a list, for failover)",
     );
     expect(JSON.stringify(err.issues)).not.toContain('s3cret');
   });

@@ -28,7 +28,10 @@ export interface AppLogger {
 export const silentLogger: AppLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
 export interface AppOptions {
+  /** One broker URL, or a failover list separated by ';' (amqp://h1//;amqp://h2//). */
   brokerUrl: string;
+  /** Celery's broker_failover_strategy: which URL of a failover list comes next. */
+  brokerFailoverStrategy?: 'round-robin' | 'shuffle';
   /** null/'' disables results (Celery's DisabledBackend). */
   resultBackend: string | null;
   brokerTransportOptions: Record<string, unknown>;
@@ -140,7 +143,13 @@ export class Celeriac implements HostProvider {
   /** The broker connection, connected on first use and shared. */
   transport(): Promise<Transport> {
     this.transportPromise ??= (async () => {
-      const t = createTransport(this.options.brokerUrl, this.options.brokerTransportOptions, this.log, this.options.brokerUseSsl);
+      const t = createTransport(
+        this.options.brokerUrl,
+        this.options.brokerTransportOptions,
+        this.log,
+        this.options.brokerUseSsl,
+        this.options.brokerFailoverStrategy,
+      );
       await t.connect().catch(async (err: unknown) => {
         await t.close().catch(() => undefined); // stop its reconnect attempts: the caller decides
         throw err;
@@ -157,6 +166,7 @@ export class Celeriac implements HostProvider {
       if (!url) return null;
       const b = createBackend(url, {
         brokerUrl: this.options.brokerUrl,
+        brokerFailoverStrategy: this.options.brokerFailoverStrategy,
         brokerSsl: this.options.brokerUseSsl,
         ssl: this.options.redisBackendUseSsl,
         expires: this.options.resultExpires,

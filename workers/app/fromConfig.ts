@@ -20,7 +20,9 @@ export function appFromConfig(config: Config, logger: AppLogger): Celeriac {
     time_limit: c.task_time_limit,
   };
   return new Celeriac({
-    brokerUrl: c.broker_url,
+    // Celery's list form is the same failover list as 'url1;url2'.
+    brokerUrl: [c.broker_url].flat().join(';'),
+    brokerFailoverStrategy: c.broker_failover_strategy,
     resultBackend: c.result_backend || null,
     brokerTransportOptions: { ...c.broker_transport_options },
     resultBackendTransportOptions: { ...c.result_backend_transport_options },

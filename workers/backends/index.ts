@@ -1,4 +1,4 @@
-/** Pick a result backend by URL scheme (redis, rediss, file). */
+/** Pick a result backend by URL scheme (redis, rediss, sentinel, file, rpc). */
 import type { ResultBackend } from './backend';
 import { RedisBackend } from './redis/redisBackend';
 import { FileBackend } from './file';
@@ -8,6 +8,8 @@ import { maskUrl } from '../log/mask';
 export interface BackendFactoryOptions {
   /** Needed by rpc://, whose results travel over the broker. */
   brokerUrl?: string;
+  /** broker_failover_strategy, for rpc:// over a failover list. */
+  brokerFailoverStrategy?: 'round-robin' | 'shuffle';
   /** broker_use_ssl, for rpc:// (over the broker). */
   brokerSsl?: Record<string, unknown> | null;
   /** redis_backend_use_ssl, for rediss:// results. */
@@ -24,8 +26,10 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
     case 'rediss':
     case 'redis+socket':
     case 'unix':
+    case 'sentinel':
       return new RedisBackend({
         url,
+        transportOptions: opts.transportOptions,
         ssl: opts.ssl,
         expires: opts.expires,
         globalKeyprefix: opts.transportOptions?.global_keyprefix === undefined ? undefined : String(opts.transportOptions.global_keyprefix),
@@ -38,8 +42,8 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
       if (!opts.brokerUrl || !/^(amqps?|pyamqp):/i.test(opts.brokerUrl)) {
         throw new Error('rpc:// results need an AMQP broker (amqp://): they travel as broker messages');
       }
-      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl });
+      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl, failoverStrategy: opts.brokerFailoverStrategy });
     default:
-      throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss://, file:// or rpc://`);
+      throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss://, sentinel://, file:// or rpc://`);
   }
 }

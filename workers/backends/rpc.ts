@@ -4,16 +4,18 @@
  * states on its own reply queue, the worker only publishes.
  */
 import { randomUUID } from 'node:crypto';
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 import { READY_STATES, type ResultBackend, type ResultMeta, type StoreContext } from './backend';
 import { ResultWaiters } from './waiters';
 import { parseJson, stringifyJson } from '../protocol/serializers';
-import { amqpTargetFromUrl } from '../transports/amqp/url';
+import { BrokerRing, connectAnyOf, failoverUrls, type FailoverStrategy } from '../transports/amqp/failover';
 import { WriteBatcher } from '../transports/amqp/writeBatch';
 
 export interface RpcBackendOptions {
-  /** The broker URL: rpc:// results travel over the broker. */
+  /** The broker URL (or failover list): rpc:// results travel over the broker. */
   brokerUrl: string;
+  /** Celery's broker_failover_strategy, for a failover list. */
+  failoverStrategy?: FailoverStrategy;
   /** result_expires (seconds): the reply queue's x-expires, as Celery declares it. */
   expires?: number | null;
   /** result_persistent: delivery_mode 2 instead of Celery's default 1. */
@@ -36,7 +38,11 @@ export class RpcBackend implements ResultBackend {
   private readonly latest = new Map<string, ResultMeta>();
   private readonly waiters = new ResultWaiters();
 
-  constructor(private readonly opts: RpcBackendOptions) {}
+  private readonly ring: BrokerRing;
+
+  constructor(private readonly opts: RpcBackendOptions) {
+    this.ring = new BrokerRing(failoverUrls(opts.brokerUrl), opts.failoverStrategy);
+  }
 
   async connect(): Promise<void> {
     this.ready = this.open();
@@ -45,8 +51,7 @@ export class RpcBackend implements ResultBackend {
 
   /** Connect, and after a broker restart reconnect (backoff + jitter) and re-attach the reply queue. */
   private async open(): Promise<void> {
-    const target = amqpTargetFromUrl(this.opts.brokerUrl, 60, this.opts.ssl ?? {});
-    const model = await amqp.connect(target.connect, target.socket);
+    const { model } = await connectAnyOf(this.ring, 60, this.opts.ssl ?? {});
     model.on('error', () => undefined);
     model.on('close', () => {
       if (this.closing || this.model !== model) return;

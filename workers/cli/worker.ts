@@ -161,7 +161,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     },
   });
   log.info(
-    `celeriac ${options.hostname} v0.1.0: broker ${maskUrl(config.celery.broker_url)}, results ${maskUrl(config.celery.result_backend || 'disabled')}, ` +
+    `celeriac ${options.hostname} v0.1.0: broker ${maskUrl([config.celery.broker_url].flat().join(';'))}, results ${maskUrl(config.celery.result_backend || 'disabled')}, ` +
       `concurrency ${options.autoscale ? `${options.autoscale.min}-${options.autoscale.max} (autoscale)` : options.concurrency} (${config.worker.pool}), queues ${options.queues.join(',')}, tasks ${[...app.tasks.keys()].sort().join(', ')}`,
   );
 
@@ -249,8 +249,8 @@ export function addWorkerCommand(program: Command, modes: readonly WorkerMode[] 
     .option('--without-heartbeat', 'send no worker-online / worker-heartbeat / worker-offline events')
     .option('--metrics-port <port>', 'serve Prometheus metrics on http://0.0.0.0:<port>/metrics')
     .option('--pidfile <file>', 'write the pid here; refuses to start over a live pid')
-    .option('-b, --broker <url>', 'broker URL (redis://, rediss://, filesystem://)')
-    .option('--result-backend <url>', 'result backend URL (redis://, file://)');
+    .option('-b, --broker <url>', "broker URL (amqp://, redis://, rediss://, sentinel://, filesystem://; several separated by ';' for failover)")
+    .option('--result-backend <url>', 'result backend URL (redis://, rediss://, sentinel://, rpc://, file://)');
   for (const mode of modes) command.option(mode.flag, mode.description);
   command.action((flags: WorkerFlags & Record<string, unknown>) => {
     const mode = modes.find((m) => flags[optionKey(m.flag)] === true);

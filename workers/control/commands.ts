@@ -13,6 +13,7 @@ import { TaskRevokedError } from '../app/errors';
 import { SOFTWARE_INFO } from '../events/heartbeat';
 import { TUNING_COMMANDS } from './tuning';
 import { CONSUMER_COMMANDS } from './consumers';
+import { maskUrl } from '../log/mask';
 
 export interface ControlLogger {
   info(msg: string): void;
@@ -41,6 +42,8 @@ export interface ControlContext {
   events?: EventsSwitch | null;
   /** Warm shutdown of the worker (called after the reply went out). */
   shutdown?: () => void;
+  /** The broker node connected to now, of a failover list (set per command by RemoteControl). */
+  connectedBrokerUrl?: string;
 }
 
 export type ControlHandler = (ctx: ControlContext, args: Record<string, unknown>) => unknown;
@@ -106,7 +109,11 @@ function held(ctx: ControlContext, state?: HeldState): Held[] {
 }
 
 function brokerInfo(ctx: ControlContext): Record<string, unknown> {
-  const raw = ctx.worker.app.options.brokerUrl;
+  // A failover list: kombu reports the node it is connected to, and every URL as `alternates`
+  // (masked here); a single URL has no alternates.
+  const urls = ctx.worker.app.options.brokerUrl.split(';').map((u) => u.trim()).filter((u) => u !== '');
+  const alternates = urls.length > 1 ? urls : [];
+  const raw = ctx.connectedBrokerUrl ?? urls[0] ?? '';
   let url: URL | null;
   try {
     url = new URL(raw);
@@ -129,8 +136,8 @@ function brokerInfo(ctx: ControlContext): Record<string, unknown> {
     login_method: null,
     uri_prefix: null,
     heartbeat: transport === 'amqp' ? 120.0 : 0,
-    failover_strategy: 'round-robin',
-    alternates: [],
+    failover_strategy: ctx.worker.app.options.brokerFailoverStrategy ?? 'round-robin',
+    alternates: alternates.map(maskUrl),
   };
 }
 

@@ -62,7 +62,7 @@ export class RemoteControl {
     let reply: unknown;
     try {
       if (!handler) throw Object.assign(new Error(`'${req.method}'`), { pyRepr: `KeyError('${req.method}')` });
-      reply = await handler(this.ctx, req.arguments);
+      reply = await handler({ ...this.ctx, connectedBrokerUrl: this.transport?.connectedUrl?.() }, req.arguments);
     } catch (err) {
       const e = err as Error & { pyRepr?: string };
       this.ctx.log.error(handler ? `pidbox command error: ${e.message}` : `No such control command: ${req.method}`);

@@ -31,7 +31,8 @@ export function rowFromRecord(name: string, record: Record<string, string>, now 
 export const rqFleetSource: FleetSource = {
   kind: 'rq',
   async list(config) {
-    const url = config.celery.broker_url;
+    // One Redis holds rq's records; a failover list (Sentinel or ';'-joined) is not rq's layout.
+    const url = [config.celery.broker_url].flat().join(';');
     if (!/^(rediss?|redis\+socket|unix):/.test(url)) return [];
     // One attempt, no reconnect loop: a list must answer, not wait for an outage to end.
     const redis = connectRedis(url, { options: { maxRetriesPerRequest: 1, retryStrategy: () => null } });

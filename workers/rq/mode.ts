@@ -41,7 +41,7 @@ async function runRqWorker(flags: Record<string, unknown>): Promise<void> {
     worker: { pool: text(flags, 'pool') as PoolKind | undefined, metrics_port: metricsFlag === undefined ? undefined : wholeNumber(metricsFlag, '--metrics-port', 0) },
   });
   const log = loggerFor(config);
-  const url = config.celery.broker_url;
+  const url = [config.celery.broker_url].flat().join(';');
   if (!/^(rediss?|redis\+socket|unix):/.test(url)) {
     log.error(`--rq needs a Redis URL (-b redis://...), got ${maskUrl(url)}`);
     process.exit(2);

@@ -1,8 +1,9 @@
-/** Pick a transport adapter by broker URL scheme (redis, rediss, filesystem). */
+/** Pick a transport adapter by broker URL scheme (redis, rediss, sentinel, amqp, filesystem). */
 import type { Transport } from './transport';
 import { RedisTransport } from './redis/redisTransport';
 import { FilesystemTransport } from './filesystem';
 import { AmqpTransport } from './amqp/amqpTransport';
+import type { FailoverStrategy } from './amqp/failover';
 import { maskUrl } from '../log/mask';
 
 export interface TransportLogger {
@@ -21,15 +22,25 @@ export function createTransport(
   options: Record<string, unknown>,
   logger?: TransportLogger,
   ssl: Record<string, unknown> | null = null,
+  failoverStrategy?: FailoverStrategy,
 ): Transport {
-  const scheme = url.split(':', 1)[0]!.toLowerCase();
+  const scheme = url.trim().split(':', 1)[0]!.toLowerCase();
+  const list = url.split(';').filter((u) => u.trim() !== '');
+  if (list.length > 1 && !['amqp', 'amqps', 'pyamqp', 'sentinel'].includes(scheme)) {
+    throw new Error(`broker url ${maskUrl(url)}: a ';'-separated failover list works with amqp:// nodes (or sentinel:// for Redis behind Sentinel)`);
+  }
+  if (list.some((u) => u.trim().split(':', 1)[0]!.toLowerCase() !== scheme)) {
+    throw new Error(`broker url ${maskUrl(url)}: every URL of a failover list must use the same scheme`);
+  }
   switch (scheme) {
     case 'redis':
     case 'rediss':
     case 'redis+socket':
     case 'unix':
+    case 'sentinel':
       return new RedisTransport({
         url,
+        transportOptions: options,
         ssl,
         visibilityTimeout: num(options.visibility_timeout),
         restoreInterval: num(options.unacked_restore_interval),
@@ -43,10 +54,10 @@ export function createTransport(
     case 'amqp':
     case 'amqps':
     case 'pyamqp':
-      return new AmqpTransport({ url, logger, ssl });
+      return new AmqpTransport({ url, logger, ssl, failoverStrategy });
     case 'filesystem':
       return FilesystemTransport.fromOptions(options, logger);
     default:
-      throw new Error(`unsupported broker url ${maskUrl(url)}: use amqp://, amqps://, redis://, rediss:// or filesystem://`);
+      throw new Error(`unsupported broker url ${maskUrl(url)}: use amqp://, amqps://, redis://, rediss://, sentinel:// or filesystem://`);
   }
 }

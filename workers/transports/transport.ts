@@ -63,6 +63,8 @@ export interface BroadcastExchange {
 export interface Transport {
   /** 'redis', 'filesystem', 'amqp' — shown in logs and stats. */
   readonly kind: string;
+  /** Of a failover list, the URL of the node connected to now (stats.broker reports it, as kombu). */
+  connectedUrl?(): string;
   connect(): Promise<void>;
   declareQueue(queue: QueueDeclaration): Promise<void>;
   /**

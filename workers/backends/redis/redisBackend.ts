@@ -41,6 +41,8 @@ export interface RedisBackendOptions {
   logger?: RedisLogger;
   /** result_backend_transport_options.result_chord_ordered (Celery's default True: a zset by group_index). */
   chordOrdered?: boolean;
+  /** Celery's result_backend_transport_options (master_name, sentinel_kwargs for sentinel:// URLs). */
+  transportOptions?: Record<string, unknown>;
 }
 
 export class RedisBackend implements ResultBackend {
@@ -55,7 +57,13 @@ export class RedisBackend implements ResultBackend {
   private readonly parked: PendingWrites<Write>;
 
   constructor(private readonly opts: RedisBackendOptions) {
-    this.client = connectRedis(opts.url, { ssl: opts.ssl, logger: opts.logger, name: 'result backend' });
+    this.client = connectRedis(opts.url, {
+      ssl: opts.ssl,
+      logger: opts.logger,
+      name: 'result backend',
+      transportOptions: opts.transportOptions,
+      transportOptionsKey: 'result_backend_transport_options',
+    });
     this.prefix = opts.globalKeyprefix ?? '';
     this.parked = new PendingWrites<Write>({
       write: async (batch) => void (await this.writeBatch(batch)),

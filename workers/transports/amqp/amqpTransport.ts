@@ -5,12 +5,14 @@
  * except broadcast monitoring events (Celery does not confirm those either),
  * and reconnection with exponential backoff and jitter that re-declares and resumes consuming.
  * Deliveries from a connection that died are never acked on the new one: RabbitMQ has already
- * put them back, so they come again.
+ * put them back, so they come again. A failover list (`amqp://h1//;amqp://h2//`) is tried node by
+ * node (failover.ts): on the loss of a node the worker moves to the next one, re-declares its
+ * queues, exchanges and mailbox, and resumes consuming there.
  */
-import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
 import { maskUrl } from '../../log/mask';
-import { amqpTargetFromUrl } from './url';
+import { BrokerRing, connectAnyOf, failoverUrls, type FailoverStrategy } from './failover';
 import { WriteBatcher } from './writeBatch';
 import { ensureExchange, publishOptions, settlePublishes } from './broadcast';
 
@@ -26,6 +28,8 @@ export interface AmqpTransportOptions {
   /** Celery's broker_use_ssl for amqps://. */
   ssl?: Record<string, unknown> | null;
   logger?: AmqpLogger;
+  /** Celery's broker_failover_strategy, for a ';'-separated list of URLs. */
+  failoverStrategy?: FailoverStrategy;
 }
 
 /** A delivery remembers the connection generation it came from. */
@@ -60,10 +64,26 @@ export class AmqpTransport implements Transport {
   /** Quorum queues reject global QoS: once one is declared, prefetch is set per consumer. */
   private perConsumerQos = false;
   private writes = new WriteBatcher(null);
+  /** The node whose connection was lost last (a reconnect elsewhere logs it as a failover). */
+  private lostUrl: string | null = null;
   /** Fanout listeners (remote control), set up again on every new connection. */
   private readonly listeners = new Set<BroadcastListener>();
 
-  constructor(private readonly opts: AmqpTransportOptions) {}
+  /** The failover list, standing on the node connected to (or to be tried next). */
+  private readonly ring: BrokerRing;
+
+  constructor(private readonly opts: AmqpTransportOptions) {
+    this.ring = new BrokerRing(failoverUrls(opts.url), opts.failoverStrategy);
+  }
+
+  connectedUrl(): string {
+    return this.ring.current;
+  }
+
+  /** The node connected to now (or tried next), for log lines. */
+  private get where(): string {
+    return maskUrl(this.ring.current);
+  }
 
   async connect(): Promise<void> {
     this.ready = this.establish(false);
@@ -75,11 +95,12 @@ export class AmqpTransport implements Transport {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.open();
-        if (attempt > 0 || retry) this.opts.logger?.info(`amqp ${maskUrl(this.opts.url)}: reconnected`);
+        const failover = retry && this.lostUrl !== null && this.lostUrl !== this.ring.current ? ` (failover from ${maskUrl(this.lostUrl)})` : '';
+        if (attempt > 0 || retry) this.opts.logger?.info(`amqp ${this.where}: reconnected${failover}`);
         return;
       } catch (err) {
         if (!retry || this.closing) throw err;
-        if (attempt === 0) this.opts.logger?.warn(`amqp ${maskUrl(this.opts.url)}: cannot connect (${(err as Error).message}); retrying with backoff`);
+        if (attempt === 0) this.opts.logger?.warn(`amqp ${this.where}: cannot connect (${(err as Error).message}); retrying with backoff`);
         const base = Math.min(MAX_BACKOFF_MS, 200 * 2 ** Math.min(attempt, 8));
         await new Promise((r) => setTimeout(r, base / 2 + Math.random() * (base / 2)));
       }
@@ -87,13 +108,28 @@ export class AmqpTransport implements Transport {
   }
 
   private async open(): Promise<void> {
-    const target = amqpTargetFromUrl(this.opts.url, this.opts.heartbeat ?? 60, this.opts.ssl ?? {});
-    const model = await amqp.connect(target.connect, target.socket);
+    const { model } = await connectAnyOf(this.ring, this.opts.heartbeat ?? 60, this.opts.ssl ?? {});
     const generation = ++this.generation;
     model.on('error', () => undefined); // 'close' follows; handled there
     model.on('close', () => this.onConnectionLost(generation));
     this.model = model;
     this.writes = WriteBatcher.of(model);
+    try {
+      await this.setUp(model, generation);
+    } catch (err) {
+      // Half set up (say the node is shutting down, or a queue has no leader yet): drop this
+      // connection quietly (its close is no loss to report) and let the caller try again.
+      this.generation++;
+      this.model = null;
+      this.consumeChannel = null;
+      this.publishChannel = null;
+      await model.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Channels, declarations, QoS, consumers and mailbox listeners on a fresh connection. */
+  private async setUp(model: ChannelModel, generation: number): Promise<void> {
     this.publishChannel = await model.createConfirmChannel();
     this.publishChannel.on('error', () => undefined);
     this.consumeChannel = await model.createChannel();
@@ -111,7 +147,8 @@ export class AmqpTransport implements Transport {
 
   private onConnectionLost(generation: number): void {
     if (generation !== this.generation || this.closing) return;
-    this.opts.logger?.warn(`amqp ${maskUrl(this.opts.url)}: connection lost; reconnecting`);
+    this.lostUrl = this.ring.current;
+    this.opts.logger?.warn(`amqp ${this.where}: connection lost; reconnecting`);
     this.model = null;
     this.consumeChannel = null;
     this.publishChannel = null;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type Redis from 'ioredis';
 import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
 import { decodeEnvelope, encodeEnvelope, envelopePriority, envelopeToMessage, type VirtualEnvelope } from '../virtualEnvelope';
-import { closeRedis, connectRedis, redisOptionsFromUrl, type RedisLogger } from '../../redis/connect';
+import { closeRedis, connectRedis, redisDbFromUrl, type RedisLogger } from '../../redis/connect';
 import { LuaScript } from '../../redis/script';
 import { DEFAULT_KEY_OPTIONS, RedisKeys, type RedisKeyOptions } from './keys';
 import { lookupQueues } from './routing';
@@ -48,6 +48,8 @@ export interface RedisTransportOptions extends Partial<RedisKeyOptions> {
   /** kombu's fanout_prefix / fanout_patterns (see fanout.ts). */
   fanoutPrefix?: boolean | string;
   fanoutPatterns?: boolean;
+  /** Celery's broker_transport_options (master_name, sentinel_kwargs for sentinel:// URLs). */
+  transportOptions?: Record<string, unknown>;
 }
 
 interface Held {
@@ -80,12 +82,12 @@ export class RedisTransport implements Transport {
   constructor(private readonly opts: RedisTransportOptions) {
     this.keys = new RedisKeys({ ...DEFAULT_KEY_OPTIONS, ...stripUndefined(opts) });
     this.visibilityTimeout = opts.visibilityTimeout ?? 3600;
-    this.client = connectRedis(opts.url, { ssl: opts.ssl, logger: opts.logger, name: 'broker' });
+    this.client = connectRedis(opts.url, { ssl: opts.ssl, logger: opts.logger, name: 'broker', transportOptions: opts.transportOptions });
     this.fanout = {
       fanoutPrefix: opts.fanoutPrefix ?? DEFAULT_FANOUT.fanoutPrefix,
       fanoutPatterns: opts.fanoutPatterns ?? DEFAULT_FANOUT.fanoutPatterns,
       globalKeyprefix: this.keys.opts.globalKeyprefix,
-      db: redisOptionsFromUrl(opts.url).db ?? 0,
+      db: redisDbFromUrl(opts.url),
     };
   }
 
