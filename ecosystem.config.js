@@ -1,4 +1,6 @@
 // pm2 process file in the Bioloop shape: `npx pm2 start ecosystem.config.js [--env production]`.
+// Build first (`npm run build`): bin/celeriac.js runs the compiled dist/ when there is one, and the
+// TypeScript sources through tsx only when there is not.
 //
 // - celeriac-worker: `-O fair --autoscale=8,2` on one queue, a node name per app, a pidfile.
 //   `npx pm2 stop celeriac-worker` sends SIGINT, a warm shutdown: running tasks finish, reserved
