@@ -30,5 +30,6 @@ export {
 } from './mongodb/connect';
 export { buildProgram, runProgram, type ProgramExtensions } from './cli/program';
 export type { WorkerMode } from './cli/worker';
+export { taskModulePaths } from './cli/root';
 export { loadOrExit, loggerFor, commonOverrides, type CommonFlags } from './cli/options';
 export type { Logger } from './log/logger';
