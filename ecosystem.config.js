@@ -1,4 +1,6 @@
 // pm2 process file in the Bioloop shape: `npx pm2 start ecosystem.config.js [--env production]`.
+// Build first (`npm run build`): bin/celeriac.js runs the compiled dist/ when there is one, and the
+// TypeScript sources through tsx only when there is not.
 //
 // - celeriac-worker: `-O fair --autoscale=8,2` on one queue, a node name per app, a pidfile.
 //   `npx pm2 stop celeriac-worker` sends SIGINT, a warm shutdown: running tasks finish, reserved
@@ -9,7 +11,12 @@
 //
 // The broker and backend come from config/ (APP_ENV picks config/<env>.ts), .env, or the
 // environment pm2 is started with (CELERY_BROKER_URL, CELERY_RESULT_BACKEND, ...).
+const fs = require('node:fs');
 const path = require('node:path');
+
+if (!fs.existsSync(path.join(__dirname, 'dist', 'scripts', 'celeriac.js'))) {
+  console.warn('celeriac: dist/ is not built, so these apps run the TypeScript sources through tsx; `npm run build` first in production.');
+}
 
 const LOG_DIR = process.env.CELERIAC_LOG_DIR || path.join(__dirname, 'logs');
 const QUEUE = process.env.CELERIAC_PM2_QUEUE || 'celery';

@@ -108,15 +108,19 @@ function effectiveEnv(env: NodeJS.ProcessEnv, envFile: string | null | undefined
   return Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined && v !== ''));
 }
 
-/** The nearest folder above this file with a package.json (works from source and from dist/). */
-function projectRoot(): string {
+/**
+ * Where `.env` and config task paths are read from: the nearest folder above this file with a
+ * package.json (a clone, from source or from dist/). Once installed as a dependency that folder is
+ * node_modules/celeriac, which is not the user's project: then it is the working directory.
+ */
+export function projectRoot(): string {
   let dir = path.resolve(__dirname, '..');
   while (!fs.existsSync(path.join(dir, 'package.json'))) {
     const parent = path.dirname(dir);
     if (parent === dir) return process.cwd();
     dir = parent;
   }
-  return dir;
+  return dir.split(path.sep).includes('node_modules') ? process.cwd() : dir;
 }
 
 function checkAppEnv(name: string): void {

@@ -1,6 +1,6 @@
 /** Celeriac's public API: the app (tasks + producer), the worker, results and errors. */
-export { Celeriac, type AppOptions, type SendOptions, type TaskHandle, type AppLogger } from './app/app';
-export type { TaskOptions, TaskContext, TaskFn, RetryOptions } from './app/task';
+export { Celeriac, type AppOptions, type SendOptions, type TaskHandle, type TaskMapOf, type AppLogger } from './app/app';
+export type { TaskOptions, TaskContext, TaskFn, RetryOptions, TaskMap, KnownTask, TaskArgs, TaskResult, ArgsTail } from './app/task';
 export {
   PythonError,
   Retry,
@@ -17,6 +17,7 @@ export { Worker, type WorkerOptions } from './worker/worker';
 export { AsyncResult, RemoteTaskError } from './producer/asyncResult';
 export { GroupResult } from './producer/groupResult';
 export { signature, chain, group, chord, Signature, Chain, Group, Chord, XMap, XStarmap, Chunks } from './canvas';
+export type { ResultType, ResultFor, ResultsOf, LastResult, SigOptions } from './canvas';
 export { appFromConfig, workerOptionsFromConfig } from './app/fromConfig';
 export { loadConfig } from '../config';
 export {
@@ -30,6 +31,7 @@ export {
 export { buildProgram, runProgram, type ProgramExtensions } from './cli/program';
 export type { WorkerMode } from './cli/worker';
 export type { FleetSource, WorkerRow } from './cli/workers';
+export { taskModulePaths } from './cli/root';
 export { loadOrExit, loggerFor, commonOverrides, type CommonFlags } from './cli/options';
 export type { Logger } from './log/logger';
 // For other workers behind `celeriac worker --<mode>` (workers/rq): Redis, Lua, the pools, task loading.

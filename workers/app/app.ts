@@ -10,7 +10,7 @@ import { createBackend } from '../backends';
 import { buildTaskMessage, type TaskMessageOptions } from '../protocol/message';
 import type { SerializerName } from '../protocol/serializers';
 import { AsyncResult } from '../producer/asyncResult';
-import type { TaskDefinition, TaskFn, TaskOptions } from './task';
+import type { ArgsTail, KnownTask, TaskArgs, TaskDefinition, TaskFn, TaskMap, TaskOptions, TaskResult } from './task';
 import { Signature, type HostProvider } from '../canvas/signature';
 import { producerHost } from '../canvas/host';
 import { registerBuiltins } from '../canvas/builtins';
@@ -75,22 +75,38 @@ export const DEFAULT_APP_OPTIONS: AppOptions = {
   logger: silentLogger,
 };
 
-/** A typed handle on a registered task: `add.delay(2, 3)`. */
-export interface TaskHandle<A extends unknown[], R> extends TaskDefinition<A, R> {
+/** A typed handle on a registered task: `add.delay(2, 3)`. N is its name, for TaskMapOf. */
+export interface TaskHandle<A extends unknown[], R, N extends string = string> extends TaskDefinition<A, R> {
+  readonly name: N;
   delay(...args: A): Promise<AsyncResult<Awaited<R>>>;
   applyAsync(args?: A, kwargs?: Record<string, unknown>, options?: SendOptions): Promise<AsyncResult<Awaited<R>>>;
   /** A signature with (some of) the arguments: `add.s(2)` gets the previous result as first argument in a chain. */
-  s(...args: Partial<A>): Signature<Awaited<R>>;
+  s(...args: ArgsTail<A>): Signature<Awaited<R>>;
   /** An immutable signature: ignores the previous result in a chain or callback. */
   si(...args: A): Signature<Awaited<R>>;
   signature(args?: unknown[], kwargs?: Record<string, unknown>, options?: SigOptions): Signature<Awaited<R>>;
 }
 
+/**
+ * The TaskMap of an object of task handles, for producers elsewhere: a task module exports
+ * `type Tasks = TaskMapOf<ReturnType<typeof register>>` and a producer imports only that type.
+ */
+export type TaskMapOf<H> = {
+  [K in keyof H as H[K] extends TaskHandle<infer _A, infer _R, infer N> ? N : never]: H[K] extends TaskHandle<infer A, infer R, string> ? (...args: A) => R : never;
+};
+
+/** A name that is not one of T's known tasks (those must go through the typed overloads). */
+type UnknownTask<T extends TaskMap, N extends string> = N extends KnownTask<T> ? never : N;
+
 function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
 }
 
-export class Celeriac implements HostProvider {
+/**
+ * T (optional) types the tasks this app calls by name: `new Celeriac<Tasks>(...)`, see TaskMap.
+ * Names T does not know are sent as before, their result typed by the caller (`sendTask<number>`).
+ */
+export class Celeriac<T extends TaskMap = Record<never, never>> implements HostProvider {
   readonly options: AppOptions;
   readonly tasks = new Map<string, TaskDefinition>();
   private transportPromise: Promise<Transport> | null = null;
@@ -106,23 +122,30 @@ export class Celeriac implements HostProvider {
     return this.options.logger;
   }
 
-  task<A extends unknown[], R>(name: string, fn: TaskFn<A, R>, options: TaskOptions = {}): TaskHandle<A, R> {
+  task<A extends unknown[], R, N extends string = string>(name: N, fn: TaskFn<A, R>, options: TaskOptions = {}): TaskHandle<A, R, N> {
     if (!name) throw new Error('a task needs a name');
     const def: TaskDefinition<A, R> = { name, fn, options: Object.freeze({ ...options }) };
     this.tasks.set(name, def as unknown as TaskDefinition);
     return {
       ...def,
-      delay: (...args: A) => this.sendTask<Awaited<R>>(name, args, {}, { queue: options.queue }),
+      name,
+      delay: (...args: A) => this.sendByName<Awaited<R>>(name, args, {}, { queue: options.queue }),
       applyAsync: (args?: A, kwargs?: Record<string, unknown>, opts: SendOptions = {}) =>
-        this.sendTask<Awaited<R>>(name, args ?? [], kwargs ?? {}, { queue: options.queue, ...opts }),
-      s: (...args: Partial<A>) => this.signature<Awaited<R>>(name, args),
-      si: (...args: A) => this.signature<Awaited<R>>(name, args).set({}, true),
-      signature: (args?: unknown[], kwargs?: Record<string, unknown>, opts?: SigOptions) => this.signature<Awaited<R>>(name, args, kwargs, opts),
+        this.sendByName<Awaited<R>>(name, args ?? [], kwargs ?? {}, { queue: options.queue, ...opts }),
+      s: (...args: ArgsTail<A>) => this.signatureByName<Awaited<R>>(name, args),
+      si: (...args: A) => this.signatureByName<Awaited<R>>(name, args).set({}, true),
+      signature: (args?: unknown[], kwargs?: Record<string, unknown>, opts?: SigOptions) => this.signatureByName<Awaited<R>>(name, args, kwargs, opts),
     };
   }
 
   /** A signature bound to this app (its applyAsync publishes through this app's broker). */
-  signature<R = unknown>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}): Signature<R> {
+  signature<N extends KnownTask<T>>(name: N, args?: ArgsTail<TaskArgs<T[N]>>, kwargs?: Record<string, unknown>, options?: SigOptions): Signature<TaskResult<T[N]>>;
+  signature<R = unknown, N extends string = string>(name: UnknownTask<T, N>, args?: readonly unknown[], kwargs?: Record<string, unknown>, options?: SigOptions): Signature<R>;
+  signature<R = unknown>(name: string, args?: readonly unknown[], kwargs?: Record<string, unknown>, options?: SigOptions): Signature<R> {
+    return this.signatureByName<R>(name, args, kwargs, options);
+  }
+
+  private signatureByName<R>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}): Signature<R> {
     return new Signature<R>(name, args, kwargs, { ...options }).bind(this);
   }
 
@@ -194,12 +217,13 @@ export class Celeriac implements HostProvider {
   }
 
   /** Send a task by name (Celery's send_task); works for Celeriac and Python workers alike. */
-  async sendTask<R = unknown>(
-    name: string,
-    args: readonly unknown[] = [],
-    kwargs: Record<string, unknown> = {},
-    options: SendOptions = {},
-  ): Promise<AsyncResult<R>> {
+  sendTask<N extends KnownTask<T>>(name: N, args: TaskArgs<T[N]>, kwargs?: Record<string, unknown>, options?: SendOptions): Promise<AsyncResult<TaskResult<T[N]>>>;
+  sendTask<R = unknown, N extends string = string>(name: UnknownTask<T, N>, args?: readonly unknown[], kwargs?: Record<string, unknown>, options?: SendOptions): Promise<AsyncResult<R>>;
+  sendTask<R = unknown>(name: string, args?: readonly unknown[], kwargs?: Record<string, unknown>, options?: SendOptions): Promise<AsyncResult<R>> {
+    return this.sendByName<R>(name, args, kwargs, options);
+  }
+
+  private async sendByName<R>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SendOptions = {}): Promise<AsyncResult<R>> {
     const route = this.routeFor(name, options.queue);
     const backend = await this.backend();
     // rpc:// results come back on this process's reply queue: Celery sets reply_to on every task.

@@ -113,3 +113,26 @@ export function bindArguments(def: TaskDefinition, args: readonly unknown[], kwa
   if (Object.keys(rest).length) out.push(rest);
   return out;
 }
+
+/**
+ * What a producer knows of the tasks it calls, by name: `{ 'tasks.add': (x: number, y: number) => number }`
+ * (an interface or type; the functions need not exist here). Give it to `new Celeriac<Tasks>()`
+ * and sendTask/signature check each known task's arguments and type its result. Build it from
+ * task handles with TaskMapOf.
+ */
+export type TaskMap = object;
+
+/** The task names a TaskMap knows. */
+export type KnownTask<T extends TaskMap> = Extract<keyof T, string>;
+
+/** The arguments of a task function type (its `this` aside). */
+export type TaskArgs<F> = F extends (...args: infer A) => unknown ? A : never;
+
+/** What a task function type's result resolves to. */
+export type TaskResult<F> = F extends (...args: never[]) => infer R ? Awaited<R> : unknown;
+
+/**
+ * The arguments a partial signature may hold: a tail of the task's arguments, since a chain or
+ * chord puts the previous result(s) in front (`add.s(4)` for add(x, y) is called as add(prev, 4)).
+ */
+export type ArgsTail<A extends readonly unknown[]> = A | (A extends readonly [unknown, ...infer Rest] ? ArgsTail<Rest> : never);

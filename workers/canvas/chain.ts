@@ -4,7 +4,7 @@
  * the worker pops the next step from it (celery/canvas.py _chain, protocol 2).
  * A group followed by a task becomes a chord, as in Celery.
  */
-import { Signature, dropUnset, listOption, maybeSignature, registerSignatureType, type FreezeArgs } from './signature';
+import { Signature, type ResultType, dropUnset, listOption, maybeSignature, registerSignatureType, type FreezeArgs } from './signature';
 import { isChain, isChainLedByTask, isChord, isEmptyGroup, isGroup, maybeUnrollGroup } from './kinds';
 import { Chord, stripChordHeaderLinks } from './chord';
 import type { CanvasHost, ResultNode, SigOptions } from './types';
@@ -77,10 +77,6 @@ export class Chain<R = unknown> extends Signature<R> {
       return sig;
     }
     return new Chain([...this.unchainTasks(), other]);
-  }
-
-  override async applyAsync(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}, host?: CanvasHost): Promise<ResultNode> {
-    return this.applyVia(host ?? (await this.hostOf()), args, kwargs, options);
   }
 
   override applyVia(host: CanvasHost, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}): Promise<ResultNode> {
@@ -247,10 +243,16 @@ export function pipe(a: Signature, b: Signature): Signature {
   return new Chain([a, b]);
 }
 
+/** A chain's result: its last step's. */
+export type LastResult<S extends readonly Signature[]> = S extends readonly [...Signature[], infer L] ? ResultType<L> : ResultType<S[number]>;
+
 /**
  * chain(a, b, c) as Celery folds it: a group followed by a task becomes a chord, a task after a
  * chord joins the chord's body, nested chains are spliced.
  */
+export function chain<S extends Signature[]>(...tasks: S): Chain<LastResult<S>> | Signature<LastResult<S>>;
+export function chain<const S extends readonly Signature[]>(tasks: S): Chain<LastResult<S>> | Signature<LastResult<S>>;
+export function chain<R = unknown>(...input: (Signature | readonly Signature[])[]): Chain<R> | Signature<R>;
 export function chain<R = unknown>(...input: (Signature | readonly Signature[])[]): Chain<R> | Signature<R> {
   const tasks = input.length === 1 && Array.isArray(input[0]) ? [...(input[0] as Signature[])] : (input as Signature[]);
   const provider = tasks.find((t) => t.provider)?.provider ?? null;

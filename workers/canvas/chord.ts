@@ -159,10 +159,6 @@ export class Chord<R = unknown> extends Signature<R> {
     return bodyResult;
   }
 
-  override async applyAsync(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}, host?: CanvasHost): Promise<ResultNode> {
-    return this.applyVia(host ?? (await this.hostOf()), args, kwargs, options);
-  }
-
   override applyVia(host: CanvasHost, partialArgs: readonly unknown[] = [], kwargsIn: Record<string, unknown> = {}, optionsIn: SigOptions = {}): Promise<ResultNode> {
     const options = dropUnset(optionsIn);
     const explicitTaskId = options.task_id as string | undefined;

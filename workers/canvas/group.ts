@@ -12,6 +12,8 @@ import type { CanvasHost, ResultNode, SigOptions } from './types';
 type Prepared = [Signature, ResultNode, string];
 
 export class Group<R extends unknown[] = unknown[]> extends Signature<R> {
+  /** Type-only marker: applyAsync gives a GroupResult (see ResultFor). */
+  declare readonly __group: true;
   constructor(tasks: readonly unknown[] | Signature, options: SigOptions = {}) {
     let list: unknown[];
     if (tasks instanceof Signature) list = isGroup(tasks) ? tasks.tasks : [tasks.clone()];
@@ -53,10 +55,6 @@ export class Group<R extends unknown[] = unknown[]> extends Signature<R> {
 
   override setImmutable(immutable: boolean): void {
     for (const t of this.tasks) t.setImmutable(immutable);
-  }
-
-  override async applyAsync(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}, host?: CanvasHost): Promise<GroupResult> {
-    return this.applyVia(host ?? (await this.hostOf()), args, kwargs, options);
   }
 
   override async applyVia(host: CanvasHost, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}): Promise<GroupResult> {

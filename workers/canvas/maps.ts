@@ -18,10 +18,6 @@ abstract class BaseMap<R> extends Signature<R[]> {
     super(name, [], { task: maybeSignature(task), it: [...it] }, options, subtaskType, true);
   }
 
-  override async applyAsync(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}, host?: CanvasHost): Promise<ResultNode> {
-    return this.applyVia(host ?? (await this.hostOf()), args, kwargs, options);
-  }
-
   override applyVia(host: CanvasHost, _args: readonly unknown[] = [], _kwargs: Record<string, unknown> = {}, options: SigOptions = {}): Promise<ResultNode> {
     const [, , merged] = this.merge([], {}, dropUnset(options));
     const { route_name: routeName, ...rest } = merged;
@@ -54,6 +50,9 @@ export class XStarmap<R = unknown> extends BaseMap<R> {
 
 /** it split into parts of n argument sets, one celery.starmap message per part, as a group. */
 export class Chunks<R = unknown> extends Signature<R[][]> {
+  /** Type-only marker: applyAsync gives a GroupResult (see ResultFor). */
+  declare readonly __group: true;
+
   constructor(task: Signature | SignatureDict, it: readonly unknown[], n: number, options: SigOptions = {}) {
     super('celery.chunks', [], { task: maybeSignature(task), it: [...it], n }, options, 'chunks', true);
   }
@@ -68,10 +67,6 @@ export class Chunks<R = unknown> extends Signature<R[][]> {
     const parts: Signature[] = [];
     for (let i = 0; i < it.length; i += n) parts.push(new XStarmap(this.kwargs.task as Signature, it.slice(i, i + n)));
     return new Group(parts).bind(this.provider);
-  }
-
-  override async applyAsync(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}, host?: CanvasHost): Promise<ResultNode> {
-    return this.applyVia(host ?? (await this.hostOf()), args, kwargs, options);
   }
 
   override applyVia(host: CanvasHost, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}): Promise<ResultNode> {

@@ -8,6 +8,18 @@
 import { isDeepStrictEqual } from 'node:util';
 import { PyTuple } from '../protocol/repr';
 import type { CanvasHost, ResultNode, SigOptions, SignatureDict } from './types';
+import type { AsyncResult } from '../producer/asyncResult';
+import type { GroupResult } from '../producer/groupResult';
+
+/** The result type a signature stands for (unknown when it was built untyped). */
+export type ResultType<S> = S extends { readonly __result?: infer R } ? R : unknown;
+
+/**
+ * What applyAsync gives for a signature: a group's (and chunks') GroupResult; for anything else a
+ * result whose get() resolves to its R: an AsyncResult, or a GroupResult when what it stands for
+ * ends in a group (a chain, a chord's body, a signature rebuilt from a message).
+ */
+export type ResultFor<S> = S extends { readonly __group: true } ? GroupResult<ResultType<S> & unknown[]> : AsyncResult<ResultType<S>> | GroupResult<ResultType<S> & unknown[]>;
 
 /** Options a merge must never change once set: changing them would stall a parent canvas. */
 const MERGE_PROTECTED = ['group_id', 'stamped_headers'];
@@ -86,7 +98,7 @@ export function listOption(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [v];
 }
 
-export class Signature<R = unknown> {
+export class Signature<out R = unknown> {
   task: string;
   args: unknown[];
   kwargs: Record<string, unknown>;
@@ -260,12 +272,13 @@ export class Signature<R = unknown> {
   }
 
   /** Send it; partial args are prepended, options override (Celery's apply_async). */
-  async applyAsync(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}, host?: CanvasHost): Promise<ResultNode> {
-    return this.applyVia(host ?? (await this.hostOf()), args, kwargs, options);
+  async applyAsync(args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SigOptions = {}, host?: CanvasHost): Promise<ResultFor<this>> {
+    // Each kind's applyVia returns the node its kind stands for; ResultFor<this> names it.
+    return (await this.applyVia(host ?? (await this.hostOf()), args, kwargs, options)) as ResultFor<this>;
   }
 
   /** Shortcut for applyAsync(args). */
-  delay(...args: unknown[]): Promise<ResultNode> {
+  delay(...args: unknown[]): Promise<ResultFor<this>> {
     return this.applyAsync(args);
   }
 

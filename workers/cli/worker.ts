@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from '
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { appFromConfig, workerOptionsFromConfig } from '../app/fromConfig';
-import { loadTaskModule, resolveModule } from '../app/loadTasks';
+import { loadTaskModule } from '../app/loadTasks';
 import { createPool, type PoolKind, type TaskPool } from '../pool';
 import { Worker } from '../worker/worker';
 import { attachTaskEvents, SOFTWARE_INFO, WorkerEvents } from '../events';
@@ -12,7 +12,7 @@ import { startMetrics, type MetricsServer } from '../metrics';
 import { expandNodeName } from '../worker/hostname';
 import { maskUrl } from '../log/mask';
 import { commonOverrides, loadOrExit, loggerFor, type CommonFlags } from './options';
-import { projectRoot } from './root';
+import { taskModulePaths } from './root';
 
 interface WorkerFlags extends CommonFlags {
   app?: string;
@@ -111,7 +111,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
   });
   const log = loggerFor(config);
   const app = appFromConfig(config, log);
-  const modules = [...config.worker.tasks.map((spec) => resolveModule(spec, projectRoot())), ...(flags.app ? [resolveModule(flags.app, process.cwd())] : [])];
+  const modules = taskModulePaths(config.worker.tasks, flags.app);
   for (const path of modules) loadTaskModule(app, path);
   const options = workerOptionsFromConfig(config);
   const { logger: _logger, ...appOptions } = app.options;

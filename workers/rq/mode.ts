@@ -12,8 +12,7 @@ import {
   loadTaskModule,
   loggerFor,
   maskUrl,
-  projectRoot,
-  resolveModule,
+  taskModulePaths,
   type PoolKind,
   type WorkerMode,
 } from '../index';
@@ -48,7 +47,7 @@ async function runRqWorker(flags: Record<string, unknown>): Promise<void> {
   }
   const app = appFromConfig(config, log);
   const appFlag = text(flags, 'app');
-  const modules = [...config.worker.tasks.map((spec) => resolveModule(spec, projectRoot())), ...(appFlag ? [resolveModule(appFlag, process.cwd())] : [])];
+  const modules = taskModulePaths(config.worker.tasks, appFlag);
   for (const path of modules) loadTaskModule(app, path);
   const queues = (text(flags, 'queues') ?? 'default').split(',').map((q) => q.trim()).filter(Boolean);
   const concurrency = wholeNumber(text(flags, 'concurrency'), '--concurrency', 1);
