@@ -1,0 +1,47 @@
+/** Which cells of a window are in the area: cell centre inside the polygon, holes excluded. */
+import booleanPointInPolygon from '@turf/boolean-point-in-polygon';
+import { findLatLon, geometryBBox, gridWindow } from './grid';
+import type { AreaGeometry, BBox, CellMask, GridWindow, NcReader } from './types';
+
+/** The mask of a window (turf: boundary points count as inside, holes and other polygons handled). */
+export function cellMask(window: GridWindow, geometry: AreaGeometry): CellMask {
+  const width = window.lons.length;
+  const inside = new Uint8Array(window.lats.length * width);
+  let cellCount = 0;
+  window.lats.forEach((lat, r) => {
+    window.lons.forEach((lon, c) => {
+      if (booleanPointInPolygon([lon, lat], geometry)) {
+        inside[r * width + c] = 1;
+        cellCount++;
+      }
+    });
+  });
+  return { window, inside, cellCount };
+}
+
+/**
+ * The masks of one request's geometry, one per grid: files on the same grid (same coordinate
+ * sizes and end points) share one window and one mask, computed for the first of them.
+ */
+export class MaskCache {
+  readonly bbox: BBox;
+  private readonly masks = new Map<string, CellMask>();
+
+  constructor(readonly geometry: AreaGeometry) {
+    this.bbox = geometryBBox(geometry);
+  }
+
+  /** The mask for this file's grid of `variable` (reads only the coordinate variables). */
+  forFile(reader: NcReader, variable: string): CellMask {
+    const window = gridWindow(reader, findLatLon(reader, variable), this.bbox);
+    const cached = this.masks.get(window.gridKey);
+    if (cached) return cached;
+    const mask = cellMask(window, this.geometry);
+    this.masks.set(window.gridKey, mask);
+    return mask;
+  }
+
+  get size(): number {
+    return this.masks.size;
+  }
+}

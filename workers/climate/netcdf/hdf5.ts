@@ -1,0 +1,116 @@
+/** NetCDF4 (HDF5) files through h5wasm: metadata from HDF5 dimension scales, hyperslab reads. */
+import type * as H5 from 'h5wasm/node' with { 'resolution-mode': 'import' };
+import type { AttributeValue, NcDimension, NcReader, NcVariable, Span } from '../types';
+
+type H5Module = typeof H5;
+
+let loaded: Promise<H5Module> | null = null;
+
+/** h5wasm is ESM-only and compiles its wasm once per process: load it lazily, once. */
+export function loadH5wasm(): Promise<H5Module> {
+  loaded ??= import('h5wasm/node').then(async (mod) => {
+    await mod.ready;
+    return mod;
+  });
+  return loaded;
+}
+
+/** HDF5 bookkeeping attributes that netCDF-C writes and a NetCDF reader does not show. */
+const HIDDEN_ATTRIBUTES = new Set(['CLASS', 'NAME', 'DIMENSION_LIST', 'REFERENCE_LIST', '_Netcdf4Dimid', '_Netcdf4Coordinates', '_NCProperties', '_nc3_strict']);
+
+function attributeValue(value: unknown): AttributeValue | undefined {
+  if (typeof value === 'string' || typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    const list = Array.from(value as unknown as ArrayLike<number | bigint>, Number);
+    return list.length === 1 ? list[0] : list;
+  }
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value.join('');
+  return undefined;
+}
+
+function attributesOf(entity: H5.Dataset | H5.Group): Record<string, AttributeValue> {
+  const out: Record<string, AttributeValue> = {};
+  for (const [name, attribute] of Object.entries(entity.attrs)) {
+    if (HIDDEN_ATTRIBUTES.has(name)) continue;
+    const value = attributeValue(attribute.value);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+function toFloat64(data: unknown): Float64Array {
+  if (data instanceof Float64Array) return data;
+  if (ArrayBuffer.isView(data) && !(data instanceof DataView)) return Float64Array.from(data as unknown as ArrayLike<number | bigint>, Number);
+  if (Array.isArray(data)) return Float64Array.from(data, Number);
+  if (typeof data === 'number') return Float64Array.of(data);
+  throw new Error(`unexpected data of type ${typeof data}`);
+}
+
+export class Hdf5Reader implements NcReader {
+  readonly format = 'netcdf4';
+  private readonly variableList: NcVariable[];
+  private readonly dimensionList: NcDimension[];
+
+  constructor(readonly path: string, private readonly file: H5.File, private readonly h5: H5Module) {
+    const datasets = file.keys().map((key) => file.get(key)).filter((e): e is H5.Dataset => e instanceof h5.Dataset);
+    const dims = new Map<string, number>();
+    this.variableList = [];
+    for (const dataset of datasets) {
+      const shape = dataset.shape ?? [];
+      const name = baseName(dataset.path);
+      const isDimension = 'CLASS' in dataset.attrs && dataset.get_scale_name() !== null;
+      const dimensions = isDimension && shape.length === 1 ? [name] : shape.map((_, i) => {
+        const scales = dataset.get_attached_scales(i);
+        return scales.length > 0 ? baseName(scales[0]) : `phony_dim_${i}`;
+      });
+      dimensions.forEach((dim, i) => dims.set(dim, shape[i]));
+      const attributes = attributesOf(dataset);
+      // A dimension without a coordinate variable is an HDF5 dataset that netCDF hides.
+      const hiddenDimension = isDimension && String(dataset.attrs.NAME?.value ?? '').startsWith('This is a netCDF dimension but not a netCDF variable');
+      if (!hiddenDimension) this.variableList.push({ name, dimensions, shape: [...shape], attributes });
+    }
+    this.dimensionList = [...dims].map(([name, size]) => ({ name, size }));
+  }
+
+  dimensions(): NcDimension[] {
+    return this.dimensionList;
+  }
+
+  variables(): NcVariable[] {
+    return this.variableList;
+  }
+
+  variable(name: string): NcVariable | undefined {
+    return this.variableList.find((v) => v.name === name);
+  }
+
+  attributes(): Record<string, AttributeValue> {
+    return attributesOf(this.file);
+  }
+
+  private dataset(name: string): H5.Dataset {
+    const entity = this.file.get(name);
+    if (!(entity instanceof this.h5.Dataset)) throw new Error(`no variable '${name}'`);
+    return entity;
+  }
+
+  readAll(name: string): Float64Array {
+    return toFloat64(this.dataset(name).value);
+  }
+
+  readSlab(name: string, spans: Span[]): Float64Array {
+    const dataset = this.dataset(name);
+    const shape = dataset.shape ?? [];
+    if (spans.length !== shape.length) throw new Error(`'${name}' has ${shape.length} dimensions, ${spans.length} spans given`);
+    return toFloat64(dataset.slice(spans.map((s) => [s.start, s.start + s.count])));
+  }
+
+  close(): void {
+    this.file.close();
+  }
+}
