@@ -9,7 +9,9 @@ let loaded: Promise<H5Module> | null = null;
 /** h5wasm is ESM-only and compiles its wasm once per process: load it lazily, once. */
 export function loadH5wasm(): Promise<H5Module> {
   loaded ??= import('h5wasm/node').then(async (mod) => {
-    await mod.ready;
+    const module = await mod.ready;
+    // HDF5 errors become JS exceptions (turned into warnings) instead of dumps on stderr.
+    module.activate_throwing_error_handler();
     return mod;
   });
   return loaded;
@@ -37,6 +39,13 @@ function attributesOf(entity: H5.Dataset | H5.Group): Record<string, AttributeVa
     if (value !== undefined) out[name] = value;
   }
   return out;
+}
+
+/** The innermost reason of an HDF5 error stack ("... in H5F__super_read(): truncated file: ..."). */
+export function hdf5Reason(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const lines = text.split('\n').map((l) => /\bin \w+\(\): (.+)$/.exec(l)?.[1]).filter((l): l is string => !!l);
+  return lines.length ? lines[lines.length - 1] : text.split('\n')[0];
 }
 
 function baseName(path: string): string {
