@@ -67,3 +67,8 @@ export async function openNetcdf(path: string): Promise<NcReader> {
   }
   throw new NetcdfReadError(path, head.length === 0 ? 'empty file' : 'not a NetCDF file (neither HDF5 nor CDF magic bytes)');
 }
+
+/** Load (compile) both reader libraries now, e.g. when a worker starts, not on the first file. */
+export async function preloadNetcdfLibraries(): Promise<void> {
+  await Promise.all([loadH5wasm(), loadNetcdfjs()]);
+}
