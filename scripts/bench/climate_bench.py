@@ -82,7 +82,8 @@ def run_xarray(req):
     from shapely.geometry import shape
 
     t0 = time.perf_counter()
-    ds = xr.open_mfdataset(req["files"], combine="nested", concat_dim="time", parallel=True)
+    # parallel=False: opening files from dask threads segfaulted netCDF4/HDF5 here (SIGSEGV).
+    ds = xr.open_mfdataset(req["files"], combine="nested", concat_dim="time", parallel=False)
     da = ds[req["variable"]]
     if req.get("subset"):
         minx, miny, maxx, maxy = shape(req["geometry"]).bounds

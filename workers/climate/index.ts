@@ -16,7 +16,7 @@ export * from './jobTypes';
 export { openNetcdf, NetcdfReadError, preloadNetcdfLibraries } from './netcdf/open';
 export { variableEncoding, decodeValues } from './netcdf/encoding';
 export { geometryBBox, gridWindow, gridKeyOf, readWindow, findLatLon, type LatLonNames } from './grid';
-export { cellMask, MaskCache } from './mask';
+export { cellMask, MaskCache, sharedMaskCache } from './mask';
 export { STAT_KEYS, statKey, isStatOperation, areaStatistic, type AreaStatistic } from './stats';
 export { DEFAULT_DATE_PATTERN, compileDatePattern, dateFromFileName, listDatedFiles, type DatePattern } from './dates';
 export { fileAreaValues, fileAreaGrids, mergeAreaValues, type AreaGrid, type StepRange } from './values';

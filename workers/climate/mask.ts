@@ -49,3 +49,25 @@ export class MaskCache {
     return this.masks.size;
   }
 }
+
+const SHARED_LIMIT = 8;
+const shared = new Map<string, MaskCache>();
+
+/**
+ * The MaskCache of a geometry shared by every task of this process: the chunks of one request
+ * that land on the same pool process compute each grid's mask once, not once per chunk. Keeps
+ * the last few geometries (least recently used dropped).
+ */
+export function sharedMaskCache(geometry: AreaGeometry): MaskCache {
+  const key = JSON.stringify(geometry);
+  const found = shared.get(key);
+  if (found) {
+    shared.delete(key);
+    shared.set(key, found);
+    return found;
+  }
+  const created = new MaskCache(geometry);
+  shared.set(key, created);
+  if (shared.size > SHARED_LIMIT) shared.delete(shared.keys().next().value as string);
+  return created;
+}

@@ -18,7 +18,6 @@ import {
   AREA_REQUEST_TASK,
   AREA_VALUES_TASK,
   MERGE_AREA_VALUES_TASK,
-  MaskCache,
   areaValuesChord,
   fileAreaValues,
   mergeAreaValues,
@@ -27,11 +26,12 @@ import {
   type AreaRequest,
   type AreaValues,
   preloadNetcdfLibraries,
+  sharedMaskCache,
 } from '../climate';
 
-/** Values of a chunk's files; one MaskCache per chunk so the mask is computed once per grid. */
+/** Values of a chunk's files; the process-wide MaskCache computes each grid's mask once per request. */
 export async function areaValuesOfChunk(chunk: AreaChunk): Promise<AreaValues> {
-  const masks = new MaskCache(chunk.geometry);
+  const masks = sharedMaskCache(chunk.geometry);
   const parts: AreaValues[] = [{ values: [], warnings: chunk.notes ?? [] }];
   for (const file of chunk.files) parts.push(await fileAreaValues(file, chunk.variable, masks, chunk.operation, { begin: chunk.begin, end: chunk.end }));
   return mergeAreaValues(parts);

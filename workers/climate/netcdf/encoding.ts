@@ -22,11 +22,13 @@ export function variableEncoding(variable: NcVariable): VariableEncoding {
 export function decodeValues(stored: Float64Array, encoding: VariableEncoding): Float64Array {
   const { scale, offset, missing } = encoding;
   const out = new Float64Array(stored.length);
-  const identity = scale === 1 && offset === 0;
+  // Two fill values at most in practice: compare them directly, not through includes() per cell.
+  const [m0 = NaN, m1 = NaN] = missing;
+  const more = missing.length > 2 ? missing.slice(2) : null;
   for (let i = 0; i < stored.length; i++) {
     const s = stored[i];
-    if (Number.isNaN(s) || missing.includes(s)) out[i] = NaN;
-    else out[i] = identity ? s : s * scale + offset;
+    if (s !== s || s === m0 || s === m1 || (more !== null && more.includes(s))) out[i] = NaN;
+    else out[i] = s * scale + offset;
   }
   return out;
 }

@@ -54,7 +54,9 @@ function baseName(path: string): string {
 
 function toFloat64(data: unknown): Float64Array {
   if (data instanceof Float64Array) return data;
-  if (ArrayBuffer.isView(data) && !(data instanceof DataView)) return Float64Array.from(data as unknown as ArrayLike<number | bigint>, Number);
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Float64Array.from(data, Number);
+  // The typed-array constructor converts natively (Float64Array.from with a map function is ~20x slower).
+  if (ArrayBuffer.isView(data) && !(data instanceof DataView)) return new Float64Array(data as unknown as ArrayLike<number>);
   if (Array.isArray(data)) return Float64Array.from(data, Number);
   if (typeof data === 'number') return Float64Array.of(data);
   throw new Error(`unexpected data of type ${typeof data}`);
@@ -81,20 +83,27 @@ export class Hdf5Reader implements NcReader {
   readonly format = 'netcdf4';
   private readonly described = new Map<string, NcVariable | null>();
   private all: NcVariable[] | null = null;
+  private names: string[] | null = null;
 
   constructor(readonly path: string, private readonly file: H5.File, private readonly h5: H5Module) {}
+
+  /** The root's member names, read once (each read decodes strings out of wasm memory). */
+  private keys(): string[] {
+    this.names ??= this.file.keys();
+    return this.names;
+  }
 
   dimensions(): NcDimension[] {
     const dims = new Map<string, number>();
     for (const v of this.variables()) v.dimensions.forEach((d, i) => dims.set(d, v.shape[i]));
     // Bare dimensions (no coordinate variable) are hidden datasets: their size is their length.
-    for (const key of this.file.keys()) {
+    for (const key of this.keys()) {
       const entity = this.file.get(key);
       if (entity instanceof this.h5.Dataset && !dims.has(key) && this.variable(key) === undefined) dims.set(key, entity.shape?.[0] ?? 0);
     }
     // netCDF's own order (definition order) is kept in each dimension scale's _Netcdf4Dimid.
     const id = (name: string): number => {
-      const entity = this.file.keys().includes(name) ? this.file.get(name) : null;
+      const entity = this.keys().includes(name) ? this.file.get(name) : null;
       const value = entity instanceof this.h5.Dataset ? entity.attrs._Netcdf4Dimid?.value : undefined;
       return typeof value === 'number' ? value : Number.MAX_SAFE_INTEGER;
     };
@@ -102,13 +111,13 @@ export class Hdf5Reader implements NcReader {
   }
 
   variables(): NcVariable[] {
-    this.all ??= this.file.keys().map((key) => this.variable(key)).filter((v): v is NcVariable => v !== undefined);
+    this.all ??= this.keys().map((key) => this.variable(key)).filter((v): v is NcVariable => v !== undefined);
     return this.all;
   }
 
   variable(name: string): NcVariable | undefined {
     if (!this.described.has(name)) {
-      const entity = this.file.keys().includes(name) ? this.file.get(name) : null;
+      const entity = this.keys().includes(name) ? this.file.get(name) : null;
       this.described.set(name, entity instanceof this.h5.Dataset ? describe(entity) : null);
     }
     return this.described.get(name) ?? undefined;
