@@ -64,7 +64,7 @@ if (flags.help) {
   process.stdout.write(
     [
       'npm run bench -- [options]',
-      '  --suite S                 brokers (the no-op broker bench below), pools (CPU-bound tasks per pool) or climate (NetCDF area statistics) (brokers)',
+      '  --suite S                 brokers (the no-op broker bench below), pools (CPU-bound tasks per pool), climate (NetCDF area statistics) or rq (rq jobs: scripts/bench/rq.ts, own flags) (brokers)',
       '  --broker B                redis, amqp or all (all)',
       '  --n N                     tasks per drain (20000)',
       '  --latency N               sequential round trips per worker (500; 0 = skip)',
