@@ -19,6 +19,7 @@ Tasks (names are explicit so they never depend on the module name):
   py.errback_new(request, exc, traceback)  new-style errback: records
                       "new:<request.id>:<type(exc).__name__>:<exc>" in the ledger
   py.replace_with_chain(x)  replaces itself by chain(py.add(x, 1), py.add(10))
+  py.properties()     -> self.request.properties (the message's properties, as Celery sees them)
 Ledger: LEDGER_URL (a Redis URL) list "canvas-ledger"; unset = no ledger.
 Start a worker with `celery -A pyapp worker` from tests/interop (tests/helpers/pyworker.ts).
 """
@@ -96,6 +97,11 @@ def progress(self, steps, delay=0.05):
         self.update_state(state="PROGRESS", meta={"current": i + 1, "total": steps})
         time.sleep(delay)
     return steps
+
+
+@app.task(name="py.properties", bind=True)
+def properties(self):
+    return self.request.properties
 
 
 @app.task(name="py.sleep")

@@ -59,7 +59,7 @@ function requestFor(req: ErrbackRequest): TaskRequest {
     embed: { callbacks: null, errbacks: req.errbacks, chain: null, chord: null },
     retries: 0, eta: null, expires: null, rootId: req.root_id, parentId: req.parent_id, group: req.group, groupIndex: req.group_index,
     timeLimit: [null, null], argsrepr: pyRepr(req.args), kwargsrepr: pyRepr(req.kwargs), origin: null, ignoreResult: false,
-    shadow: null, replyTo: null, correlationId: req.id, headers: {},
+    shadow: null, replyTo: null, correlationId: req.id, headers: {}, properties: {},
   };
 }
 

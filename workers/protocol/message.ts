@@ -32,7 +32,7 @@ export interface TaskRequest {
   parentId: string | null;
   group: string | null;
   groupIndex: number | null;
-  /** [soft, hard] seconds, as the timelimit header. */
+  /** [hard, soft] seconds, as Celery's timelimit header: [time_limit, soft_time_limit]. */
   timeLimit: [number | null, number | null];
   argsrepr: string;
   kwargsrepr: string;
@@ -43,6 +43,11 @@ export interface TaskRequest {
   correlationId: string | null;
   /** The raw headers, for anything not modelled above (stamps, custom headers). */
   headers: Record<string, unknown>;
+  /**
+   * The message's properties as kombu hands them to Celery (Celery's `request.properties`):
+   * app_id, correlation_id, reply_to, priority, delivery_info (virtual transports), ...
+   */
+  properties: Record<string, unknown>;
 }
 
 /** Malformed, refused or unparseable message: logged with its reason and rejected. */
@@ -122,6 +127,7 @@ function parseV2(headers: Record<string, unknown>, body: unknown, message: Broke
     replyTo: typeof message.properties.reply_to === 'string' ? message.properties.reply_to : null,
     correlationId: typeof message.properties.correlation_id === 'string' ? message.properties.correlation_id : null,
     headers,
+    properties: message.properties,
   };
 }
 
@@ -163,6 +169,7 @@ function parseV1(body: unknown, message: BrokerMessage): TaskRequest {
     replyTo: typeof message.properties.reply_to === 'string' ? message.properties.reply_to : null,
     correlationId: typeof message.properties.correlation_id === 'string' ? message.properties.correlation_id : null,
     headers: message.headers,
+    properties: message.properties,
   };
 }
 
@@ -185,6 +192,7 @@ export interface TaskMessageOptions {
   parentId?: string | null;
   group?: string | null;
   groupIndex?: number | null;
+  /** [hard, soft] seconds: the timelimit header, [time_limit, soft_time_limit]. */
   timeLimit?: [number | null, number | null];
   ignoreResult?: boolean;
   shadow?: string | null;

@@ -248,7 +248,9 @@ export class Worker extends EventEmitter {
     while (this.phase === 'running' && this.active.size < this.options.concurrency) {
       const job = this.held.take();
       if (!job) break;
-      if (this.isStale(job) || this.discardIfRevoked(job)) continue;
+      // Checked again at start, as Celery's Request.revoked() does just before running: a task
+      // held behind busy slots may have expired (or been revoked) since it was received.
+      if (this.isStale(job) || this.isExpired(job) || this.discardIfRevoked(job)) continue;
       void this.run(job);
     }
   }
@@ -334,13 +336,18 @@ export class Worker extends EventEmitter {
     }
   }
 
-  /** The message's own limits first, then the task's (as set live by the time_limit command). */
+  /**
+   * The message's own limits first, then the task's (as set live by the time_limit command). The
+   * header is [hard, soft] (Celery's Request: `time_limit, soft_time_limit = self.time_limits`),
+   * and `or` falls back on 0 too, as Celery's `soft_time_limit or task.soft_time_limit` does.
+   */
   private limitsFor(job: Job): { soft: number | null; hard: number | null } {
     const { request, options } = job;
+    const [hard, soft] = request.timeLimit;
     const live = this.timeLimitOverrides.get(request.task);
     return {
-      soft: request.timeLimit[0] ?? (live ? live.soft : options.soft_time_limit) ?? null,
-      hard: request.timeLimit[1] ?? (live ? live.hard : options.time_limit) ?? null,
+      soft: soft || (live ? live.soft : options.soft_time_limit) || null,
+      hard: hard || (live ? live.hard : options.time_limit) || null,
     };
   }
 

@@ -13,6 +13,7 @@ import { maskUrl } from '../../log/mask';
 import { amqpTargetFromUrl } from './url';
 import { WriteBatcher } from './writeBatch';
 import { ensureExchange, publishOptions, settlePublishes } from './broadcast';
+import { pyAmqpProperties } from './properties';
 
 export interface AmqpLogger {
   info(msg: string): void;
@@ -244,12 +245,7 @@ export class AmqpTransport implements Transport {
       contentType: p.contentType ?? 'application/json',
       contentEncoding: p.contentEncoding ?? 'utf-8',
       headers: (p.headers ?? {}) as Record<string, unknown>,
-      properties: {
-        correlation_id: p.correlationId,
-        reply_to: p.replyTo,
-        delivery_mode: p.deliveryMode,
-        priority: p.priority ?? 0,
-      },
+      properties: pyAmqpProperties(p),
     };
     return {
       message,
