@@ -57,7 +57,7 @@ function requestFor(req: ErrbackRequest): TaskRequest {
   return {
     protocol: 2, id: req.id, task: req.task, args: req.args, kwargs: req.kwargs,
     embed: { callbacks: null, errbacks: req.errbacks, chain: null, chord: null },
-    retries: 0, eta: null, expires: null, rootId: req.root_id, parentId: req.parent_id, group: req.group, groupIndex: req.group_index,
+    retries: 0, eta: null, expires: null, etaIso: null, expiresIso: null, rootId: req.root_id, parentId: req.parent_id, group: req.group, groupIndex: req.group_index,
     timeLimit: [null, null], argsrepr: pyRepr(req.args), kwargsrepr: pyRepr(req.kwargs), origin: null, ignoreResult: false,
     shadow: null, replyTo: null, correlationId: req.id, headers: {}, properties: {},
   };

@@ -23,6 +23,7 @@ import { declarationFor, type QueuePolicy } from './queues';
 import type { QueueDefinition } from '../../config/types';
 import type { RateLimit } from './rate';
 import type { Job } from './job';
+import type { TaskDefinition, TaskOptions } from '../app/task';
 import { Reservations } from './reservations';
 import { Outcomes } from './outcome';
 import { RevokedSet } from './revoked';
@@ -65,6 +66,8 @@ export class Worker extends EventEmitter {
   private readonly activeById = new Map<string, Job>();
   /** Limits set live by the time_limit control command, by task name. */
   private readonly timeLimitOverrides = new Map<string, { soft: number | null; hard: number | null }>();
+  /** Rates set live by the rate_limit command, by task name (as given). */
+  private readonly rateLimitOverrides = new Map<string, string | number | null>();
   private phase: Phase = 'created';
   /** The prefetch count last given to the transport. */
   private prefetchSet = -1;
@@ -407,6 +410,19 @@ export class Worker extends EventEmitter {
   /** The rate_limit command: a new rate for this name (throws on a bad rate); 0/null switches it off. */
   setRateLimit(name: string, limit: RateLimit): void {
     this.held.setRate(name, limit);
+    this.rateLimitOverrides.set(name, limit ?? null);
+  }
+
+  /**
+   * A task's options as they stand now: the rate_limit and time_limit commands change them, as
+   * they set the attributes of Celery's task (inspect registered shows them).
+   */
+  effectiveTaskOptions(def: TaskDefinition): TaskOptions {
+    const options = { ...this.app.taskOptions(def) };
+    const times = this.timeLimitOverrides.get(def.name);
+    if (times) Object.assign(options, { soft_time_limit: times.soft, time_limit: times.hard });
+    if (this.rateLimitOverrides.has(def.name)) options.rate_limit = this.rateLimitOverrides.get(def.name);
+    return options;
   }
 
   /**
