@@ -3,9 +3,11 @@
 // (queue py), from a Python producer, on Redis (dbs 83/84) and on RabbitMQ (vhost parity-canvas,
 // results db 85):
 //  - a chord whose header fails, with an old-style errback on its body: what the body stores
-//    (ChordError, children = the errback group), what the errback receives, the .j key kept.
+//    (ChordError, children = the errback group), what the errback receives, the .j key kept;
+//  - Task.add_to_chord from a header task: a signature, and a group | task, join the chord
+//    (Celery's own integration tests test_add_to_chord / test_add_chord_to_chord).
 import { testRedisUrl } from '../helpers/env';
-import { runPyJson } from '../helpers/python';
+import { pyClient, runPyJson } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { startPythonWorker } from '../helpers/pyworker';
 import type { ProcessHandle } from '../helpers/processes';
@@ -73,6 +75,17 @@ interface FailedChord {
 
 const anonymous = (v: unknown): unknown => JSON.parse(JSON.stringify(v).replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, '<id>'));
 
+/** group([header.s([1, 2, 3])]) | echo.s() on `queue`; prints the sorted result. */
+const ADD_TO_CHORD = `
+import json, os
+from celery import group, signature
+from pyapp import app
+
+q = {"queue": os.environ["QUEUE"]}
+c = group([signature(os.environ["HEADER"], ([1, 2, 3],), options=q, app=app)]) | signature("py.echo", options=q, app=app)
+print(json.dumps(sorted(c.apply_async().get(timeout=30))))
+`;
+
 describe.each(BROKERS)('Celery parity of the worker-side canvas ($broker)', ({ env: brokerEnv }) => {
   let env: Record<string, string>;
   let workers: ProcessHandle[] = [];
@@ -108,4 +121,19 @@ describe.each(BROKERS)('Celery parity of the worker-side canvas ($broker)', ({ e
       expect(r.errback_parent_id).toBe(r.body_id);
     }
   }, 120_000);
+
+  it.each([
+    ['py.add_to_chord', [0, 2, 4, 6]],
+    ['py.add_chord_to_chord', [0, 12]],
+  ])('%s: what a header task adds to its chord joins it, as on a Python worker', async (header, expected) => {
+    const run = (queue: string): Promise<number[]> => runPyJson<number[]>(ADD_TO_CHORD, { env: { ...env, QUEUE: queue, HEADER: header }, timeoutMs: 90_000 });
+    const [ours, theirs] = await Promise.all([run('celery'), run('py')]);
+    expect(theirs).toEqual(expected);
+    expect(ours).toEqual(expected);
+  }, 120_000);
+
+  it('add_to_chord outside a chord fails the task with ValueError, as Celery', async () => {
+    const r = await pyClient<{ state: string; exc_type: string; exc_message: string }>({ op: 'send', task: 'py.add_to_chord', args: [[1]], wait: true }, { env });
+    expect(r).toMatchObject({ state: 'FAILURE', exc_type: 'ValueError', exc_message: 'Current task is not member of any chord' });
+  }, 60_000);
 });

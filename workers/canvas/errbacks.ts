@@ -74,6 +74,7 @@ async function callInline(env: CanvasEnv, sig: Signature, req: ErrbackRequest, e
     deliveryInfo: { exchange: '', routing_key: '', priority: 0, redelivered: false },
     signal: () => new AbortController().signal,
     updateState: async () => undefined,
+    canvasHost: async () => env.host({ id: req.id, rootId: req.root_id ?? req.id, children: [] }),
   });
   await def.fn.apply(ctx, bindArguments(def, args, kwargs));
 }

@@ -28,6 +28,7 @@ import { Reservations } from './reservations';
 import { Outcomes } from './outcome';
 import { RevokedSet } from './revoked';
 import { Autoscaler } from './autoscaler';
+import { taskHost } from '../canvas/host';
 
 /** Most extra prefetch granted to tasks waiting for a rate-limit token. */
 const MAX_THROTTLED_EXTRA = 1000;
@@ -292,6 +293,7 @@ export class Worker extends EventEmitter {
         limits: this.limitsFor(job),
         hostname: this.options.hostname,
         updateState: (state, meta) => this.outcomes.storeState(request, state, meta, null, job.delivery),
+        canvasHost: () => taskHost(this.app, request),
       });
       const runtime = (performance.now() - started) / 1000;
       if (this.phase === 'cold' || this.phase === 'stopped') {
