@@ -6,31 +6,13 @@
 //    (ChordError, children = the errback group), what the errback receives, the .j key kept;
 //  - Task.add_to_chord from a header task: a signature, and a group | task, join the chord
 //    (Celery's own integration tests test_add_to_chord / test_add_chord_to_chord).
-import { testRedisUrl } from '../helpers/env';
 import { pyClient, runPyJson } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { startPythonWorker } from '../helpers/pyworker';
 import type { ProcessHandle } from '../helpers/processes';
-import { flushDb } from '../helpers/redis';
-import { freshVhost } from '../helpers/rabbit';
+import { brokerSetups } from '../helpers/brokers';
 
-const BROKERS: { broker: string; env: () => Promise<Record<string, string>> }[] = [
-  {
-    broker: 'Redis',
-    env: async () => {
-      await flushDb(83);
-      await flushDb(84);
-      return { BROKER_URL: testRedisUrl(83), RESULT_BACKEND: testRedisUrl(84) };
-    },
-  },
-  {
-    broker: 'RabbitMQ',
-    env: async () => {
-      await flushDb(85);
-      return { BROKER_URL: await freshVhost('parity-canvas'), RESULT_BACKEND: testRedisUrl(85) };
-    },
-  },
-];
+const BROKERS = brokerSetups({ redis: [83, 84], rabbit: { vhost: 'parity-canvas', resultsDb: 85 } });
 
 /** Runs chord([add(1,2), add(3,4), fail('boom')], tsum.on_error(errback)) on `queue`; reports what a caller sees. */
 const FAILED_CHORD = `

@@ -5,32 +5,14 @@
 //  - scheduled echoes the producer's eta exactly (microseconds kept);
 //  - conf answers Celery's setting names, with Celery's defaults for what Celeriac does not set.
 import os from 'node:os';
-import { testRedisUrl } from '../helpers/env';
 import { pyClient, runPyJson } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { startPythonWorker } from '../helpers/pyworker';
 import type { ProcessHandle } from '../helpers/processes';
-import { flushDb } from '../helpers/redis';
-import { freshVhost } from '../helpers/rabbit';
+import { brokerSetups } from '../helpers/brokers';
 import { pyControl, waitFor } from '../helpers/control';
 
-const BROKERS: { broker: string; env: () => Promise<Record<string, string>> }[] = [
-  {
-    broker: 'Redis',
-    env: async () => {
-      await flushDb(86);
-      await flushDb(87);
-      return { BROKER_URL: testRedisUrl(86), RESULT_BACKEND: testRedisUrl(87) };
-    },
-  },
-  {
-    broker: 'RabbitMQ',
-    env: async () => {
-      await flushDb(88);
-      return { BROKER_URL: await freshVhost('parity-inspect'), RESULT_BACKEND: testRedisUrl(88) };
-    },
-  },
-];
+const BROKERS = brokerSetups({ redis: [86, 87], rabbit: { vhost: 'parity-inspect', resultsDb: 88 } });
 
 /** conf() of both workers, compared in Python (Celery's table holds a float inf JSON cannot carry). */
 const CONF = `

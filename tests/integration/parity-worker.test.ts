@@ -3,13 +3,11 @@
 //  - the timelimit header is [hard, soft]: per-message limits from apply_async reach every pool;
 //  - self.request.properties carries the message's properties, key for key as a Python worker sees them;
 //  - expires is checked again when a task starts, not only when it is received.
-import { testRedisUrl } from '../helpers/env';
 import { pyClient } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { startPythonWorker } from '../helpers/pyworker';
 import type { ProcessHandle } from '../helpers/processes';
-import { flushDb } from '../helpers/redis';
-import { freshVhost } from '../helpers/rabbit';
+import { brokerSetups } from '../helpers/brokers';
 
 interface Sent {
   id: string;
@@ -19,23 +17,7 @@ interface Sent {
   exc_message: string | null;
 }
 
-const BROKERS: { broker: string; env: () => Promise<Record<string, string>> }[] = [
-  {
-    broker: 'Redis',
-    env: async () => {
-      await flushDb(80);
-      await flushDb(81);
-      return { BROKER_URL: testRedisUrl(80), RESULT_BACKEND: testRedisUrl(81) };
-    },
-  },
-  {
-    broker: 'RabbitMQ',
-    env: async () => {
-      await flushDb(82);
-      return { BROKER_URL: await freshVhost('parity-worker'), RESULT_BACKEND: testRedisUrl(82) };
-    },
-  },
-];
+const BROKERS = brokerSetups({ redis: [80, 81], rabbit: { vhost: 'parity-worker', resultsDb: 82 } });
 
 describe.each(BROKERS)('Celery parity of the message path ($broker)', ({ env: brokerEnv }) => {
   let env: Record<string, string>;
