@@ -1,9 +1,10 @@
 // Celery parity of the message path (issue 18), with a real Python Celery producer, on Redis
 // (db 80, results db 81) and on RabbitMQ (vhost parity-worker, results db 82):
-//  - the timelimit header is [hard, soft]: per-message limits from apply_async reach every pool;
+//  - the timelimit header is [hard, soft]: per-message limits from apply_async reach every pool,
+//    and a chord header's members;
 //  - self.request.properties carries the message's properties, key for key as a Python worker sees them;
 //  - expires is checked again when a task starts, not only when it is received.
-import { pyClient } from '../helpers/python';
+import { pyClient, runPyJson } from '../helpers/python';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
 import { startPythonWorker } from '../helpers/pyworker';
 import type { ProcessHandle } from '../helpers/processes';
@@ -52,6 +53,20 @@ describe.each(BROKERS)('Celery parity of the message path ($broker)', ({ env: br
     90_000,
   );
 
+  it('sig.set(soft_time_limit=1) in a chord header: each member catches it and the body gets their results', async () => {
+    const results = await runPyJson<string[]>(
+      `
+import json
+from celery import chord, signature
+from pyapp import app
+header = [signature(name, (20,), app=app).set(soft_time_limit=1) for name in ("parity.soft", "parity.soft_threads")]
+print(json.dumps(chord(header, signature("parity.collect", app=app), app=app).apply_async().get(timeout=40)))
+`,
+      { env, timeoutMs: 80_000 },
+    );
+    expect(results).toEqual(['caught SoftTimeLimitExceeded', 'caught SoftTimeLimitExceeded']);
+  }, 90_000);
+
   it('apply_async(time_limit=1) is a hard limit: TimeLimitExceeded', async () => {
     const hard = await send('parity.hang', [], { time_limit: 1 });
     expect(hard).toMatchObject({ state: 'FAILURE', exc_type: 'TimeLimitExceeded' });
@@ -73,12 +88,16 @@ describe.each(BROKERS)('Celery parity of the message path ($broker)', ({ env: br
   }, 60_000);
 
   it('a task that expires while held behind a busy slot is REVOKED when its turn comes', async () => {
-    const busy = pyClient<Sent>({ op: 'send', task: 'parity.sleep', args: [5], wait: true, timeout: 40 }, { env, timeoutMs: 60_000 });
-    // Sent right after: received at once (prefetch), before it expires, but its slot frees later.
-    await new Promise((r) => setTimeout(r, 500));
-    const late = await send('parity.sleep', [0], { expires: 2.5 });
-    expect(late).toMatchObject({ state: 'REVOKED', exc_type: 'TaskRevokedError' });
-    expect(await busy).toMatchObject({ state: 'SUCCESS', result: 5 });
+    // One producer, in this order: the busy task takes the only slot, the other one is received
+    // at once (prefetch), before it expires, but its slot frees only after it has.
+    const sent = await pyClient<{ results: { out: { id: string } }[] }>(
+      { op: 'batch', commands: [{ op: 'send', task: 'parity.sleep', args: [5] }, { op: 'send', task: 'parity.sleep', args: [0], options: { expires: 2.5 } }] },
+      { env },
+    );
+    const [busy, late] = sent.results.map((r) => r.out.id) as [string, string];
+    const get = (id: string): Promise<Sent> => pyClient<Sent>({ op: 'get', id, timeout: 40 }, { env, timeoutMs: 60_000 });
+    expect(await get(late)).toMatchObject({ state: 'REVOKED', exc_type: 'TaskRevokedError' });
+    expect(await get(busy)).toMatchObject({ state: 'SUCCESS', result: 5 });
     expect(await send('parity.sleep', [0])).toMatchObject({ state: 'SUCCESS', result: 0 });
   }, 90_000);
 });
