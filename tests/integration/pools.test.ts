@@ -65,7 +65,7 @@ describe.each(POOLS)('-P $pool', ({ pool, broker, results }) => {
     const receiver = await startReceiver(env.BROKER_URL, hostname, { CAPTURE_SECONDS: '40' });
     try {
       const from = Date.now() / 1000;
-      const stuck = await send('pool.spin', [60], { timeLimit: [null, 5] });
+      const stuck = await send('pool.spin', [60], { timeLimit: [5, null] });
       const busy = await send('pool.spin', [5]);
       await new Promise((r) => setTimeout(r, 300));
       const started = Date.now();
@@ -100,7 +100,7 @@ describe.each(POOLS)('-P $pool', ({ pool, broker, results }) => {
   }, 60_000);
 
   it('the soft time limit aborts the task signal inside the child', async () => {
-    const r = await send('pool.soft', [4], { timeLimit: [1, null] });
+    const r = await send('pool.soft', [4], { timeLimit: [null, 1] });
     await expect(r.get({ timeout: 20 })).resolves.toBe('caught SoftTimeLimitExceeded');
   }, 30_000);
 

@@ -19,6 +19,9 @@ Tasks (names are explicit so they never depend on the module name):
   py.errback_new(request, exc, traceback)  new-style errback: records
                       "new:<request.id>:<type(exc).__name__>:<exc>" in the ledger
   py.replace_with_chain(x)  replaces itself by chain(py.add(x, 1), py.add(10))
+  py.properties()     -> self.request.properties (the message's properties, as Celery sees them)
+  py.add_to_chord(nums)  in a chord header: add_to_chord(add.s(n, n)) for each n -> 0
+  py.add_chord_to_chord(nums)  in a chord header: add_to_chord(group(add.s(n, n) ...) | tsum.s()) -> 0
 Ledger: LEDGER_URL (a Redis URL) list "canvas-ledger"; unset = no ledger.
 Start a worker with `celery -A pyapp worker` from tests/interop (tests/helpers/pyworker.ts).
 """
@@ -98,6 +101,11 @@ def progress(self, steps, delay=0.05):
     return steps
 
 
+@app.task(name="py.properties", bind=True)
+def properties(self):
+    return self.request.properties
+
+
 @app.task(name="py.sleep")
 def sleep(seconds):
     time.sleep(seconds)
@@ -133,3 +141,18 @@ def replace_with_chain(self, x):
     from celery import chain
 
     return self.replace(chain(add.s(x, 1), add.s(10)))
+
+
+@app.task(name="py.add_to_chord", bind=True)
+def add_to_chord(self, nums):
+    for num in nums:
+        self.add_to_chord(add.s(num, num))
+    return 0
+
+
+@app.task(name="py.add_chord_to_chord", bind=True)
+def add_chord_to_chord(self, nums):
+    from celery import group
+
+    self.add_to_chord(group([add.s(num, num) for num in nums]) | tsum.s())
+    return 0

@@ -40,6 +40,16 @@ describe('protocol v2', () => {
     expect(req.replyTo).toBe('r-1');
   });
 
+  it("keeps the producer's eta/expires strings (microseconds) and the message properties, as Celery's request", () => {
+    const req = parseTaskMessage(v2([[], {}, null], { eta: '2030-01-01T00:00:00.123456+00:00', expires: '2030-01-02T00:00:00.654321' }));
+    expect(req.etaIso).toBe('2030-01-01T00:00:00.123456+00:00');
+    expect(req.expiresIso).toBe('2030-01-02T00:00:00.654321+00:00'); // naive = UTC
+    expect(req.properties).toEqual({ correlation_id: 'id-1', reply_to: 'r-1' });
+    // A retry re-sends the same string, not one rebuilt from a millisecond Date.
+    const { message } = buildTaskMessage('demo.add', [], {}, { expires: req.expiresIso });
+    expect(message.headers.expires).toBe('2030-01-02T00:00:00.654321+00:00');
+  });
+
   it('accepts a body without embed and msgpack bodies', () => {
     expect(parseTaskMessage(v2([[1], {}])).embed.callbacks).toBeNull();
     expect(parseTaskMessage(v2([[1, 'x'], { k: [1, 2] }, {}], {}, 'application/x-msgpack')).kwargs).toEqual({ k: [1, 2] });

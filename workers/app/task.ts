@@ -2,7 +2,7 @@
 import type { TaskRequest } from '../protocol/message';
 import type { SerializerName } from '../protocol/serializers';
 import type { Signature } from '../canvas/signature';
-import type { SignatureDict } from '../canvas/types';
+import type { ResultNode, SignatureDict } from '../canvas/types';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
@@ -86,6 +86,13 @@ export interface TaskContext {
    * id, callbacks, errbacks, chord and the rest of its chain. Always throws: `throw this.replace(sig)`.
    */
   replace(sig: Signature | SignatureDict): never;
+  /**
+   * Add a signature (or a canvas such as group | task) to the chord this task is a header member
+   * of (Celery's Task.add_to_chord): the chord's body waits for it too. Sent at once, or returned
+   * unsent with lazy = true. Needs the Redis result backend (NotImplementedError elsewhere).
+   */
+  addToChord(sig: Signature | SignatureDict, lazy?: false): Promise<ResultNode>;
+  addToChord(sig: Signature | SignatureDict, lazy: true): Promise<Signature>;
 }
 
 export type TaskFn<A extends unknown[] = unknown[], R = unknown> = (this: TaskContext, ...args: A) => R | Promise<R>;

@@ -17,6 +17,10 @@ class RedisChords implements ChordBackend {
     return this.backend.chords().setSize(groupId, size);
   }
 
+  addToChord(groupId: string): Promise<void> {
+    return this.backend.chords().addToChord(groupId);
+  }
+
   async applyChord(groupId: string, results: ResultNode[]): Promise<void> {
     // Only a header with groups in it needs its structure saved; flat headers use the result list.
     if (results.some((r) => 'results' in r)) await this.backend.chords().saveGroup(groupId, [[groupId, null], results.map((r) => r.asTuple())]);

@@ -57,9 +57,9 @@ function requestFor(req: ErrbackRequest): TaskRequest {
   return {
     protocol: 2, id: req.id, task: req.task, args: req.args, kwargs: req.kwargs,
     embed: { callbacks: null, errbacks: req.errbacks, chain: null, chord: null },
-    retries: 0, eta: null, expires: null, rootId: req.root_id, parentId: req.parent_id, group: req.group, groupIndex: req.group_index,
+    retries: 0, eta: null, expires: null, etaIso: null, expiresIso: null, rootId: req.root_id, parentId: req.parent_id, group: req.group, groupIndex: req.group_index,
     timeLimit: [null, null], argsrepr: pyRepr(req.args), kwargsrepr: pyRepr(req.kwargs), origin: null, ignoreResult: false,
-    shadow: null, replyTo: null, correlationId: req.id, headers: {},
+    shadow: null, replyTo: null, correlationId: req.id, headers: {}, properties: {},
   };
 }
 
@@ -74,6 +74,7 @@ async function callInline(env: CanvasEnv, sig: Signature, req: ErrbackRequest, e
     deliveryInfo: { exchange: '', routing_key: '', priority: 0, redelivered: false },
     signal: () => new AbortController().signal,
     updateState: async () => undefined,
+    canvasHost: async () => env.host({ id: req.id, rootId: req.root_id ?? req.id, children: [] }),
   });
   await def.fn.apply(ctx, bindArguments(def, args, kwargs));
 }
@@ -157,9 +158,18 @@ export async function chordErrorFromStack(env: CanvasEnv, callbackIn: unknown, e
   try {
     await callErrbacks(env, req, exc, null, parent);
   } finally {
-    await env.storeFailure(id, exc, null, { replyTo: (callback.options.reply_to as string | undefined) ?? null });
+    await env.storeFailure(id, exc, null, { replyTo: (callback.options.reply_to as string | undefined) ?? null, children: childrenOf(parent) });
   }
   await failChain(env, callback.options.chain, exc, null, partReturn);
+}
+
+/**
+ * What Celery stores as `children` of a result it fails on another task's behalf: the running
+ * task's request.children (backend.current_task_children()), which by then hold the errback
+ * group just sent, so a caller can follow body.children[0].children[0] to the errback's result.
+ */
+function childrenOf(parent: ParentTask | null): unknown[] {
+  return parent ? parent.children.map((r) => r.asTuple()) : [];
 }
 
 /** A chord whose body is a group: each member fails with the header's own error, with its errbacks. */
@@ -178,7 +188,7 @@ async function groupChordError(env: CanvasEnv, body: Group, exc: ChordError, par
     } catch {
       // Celery goes on with the other members whatever an errback does.
     }
-    await env.storeFailure(member.id, original, null);
+    await env.storeFailure(member.id, original, null, { children: childrenOf(parent) });
   }
-  if (frozen.id) await env.storeFailure(frozen.id, original, null);
+  if (frozen.id) await env.storeFailure(frozen.id, original, null, { children: childrenOf(parent) });
 }

@@ -6,6 +6,7 @@
 import './maps'; // registers every signature kind for fromDict
 import { randomUUID } from 'node:crypto';
 import type { Celeriac } from '../app/app';
+import type { TaskRequest } from '../protocol/message';
 import type { ResultBackend } from '../backends/backend';
 import { AsyncResult } from '../producer/asyncResult';
 import { GroupResult } from '../producer/groupResult';
@@ -47,6 +48,14 @@ export class AppCanvasHost implements CanvasHost {
   forParent(parent: ParentTask): AppCanvasHost {
     return new AppCanvasHost(this.app, this.backend, this.oid, parent);
   }
+}
+
+/**
+ * The host a running task sends through (Task.add_to_chord): the task is the parent of what it
+ * sends and gives its root id. Its reply_to fallback is a fresh id nobody reads, as the worker's.
+ */
+export async function taskHost(app: Celeriac, request: TaskRequest): Promise<AppCanvasHost> {
+  return new AppCanvasHost(app, await app.backend(), randomUUID(), { id: request.id, rootId: request.rootId ?? request.id, children: [] });
 }
 
 /** A producer's host: rpc:// replies come to its reply queue, other backends need only an id. */

@@ -53,6 +53,11 @@ export interface ChordBackend {
   setChordSize(groupId: string, size: number): Promise<void>;
   /** After the header is frozen, before it is sent (Redis: save nested groups; others: chord_unlock). */
   applyChord(groupId: string, results: ResultNode[], body: SignatureDict, opts: ApplyChordOptions): Promise<void>;
+  /**
+   * Task.add_to_chord: one more header result to wait for. Only Redis has it; without it the
+   * caller raises NotImplementedError, as Celery's BaseBackend.add_to_chord does.
+   */
+  addToChord?(groupId: string): Promise<void>;
 }
 
 export interface ApplyChordOptions {

@@ -137,10 +137,12 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     hostname: options.hostname,
     clock: events.dispatcher.clock,
     log,
-    conf: () =>
-      Object.fromEntries(
+    conf: () => ({
+      ...Object.fromEntries(
         Object.entries(config.celery).map(([k, v]) => [k, typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? maskUrl(v) : v]),
       ),
+      include: [...config.worker.tasks, ...(flags.app ? [flags.app] : [])],
+    }),
     events: {
       enable: () => {
         if (detachTaskEvents) return false;

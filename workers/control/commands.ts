@@ -9,6 +9,8 @@ import type { Delivery } from '../transports/transport';
 import type { LamportClock } from '../events/clock';
 import { declarationFor } from '../worker/queues';
 import { buildMeta, serializeException } from '../backends/meta';
+import { celeryConf } from './celeryConf';
+import { registered } from './registered';
 import { TaskRevokedError } from '../app/errors';
 import { SOFTWARE_INFO } from '../events/heartbeat';
 import { TUNING_COMMANDS } from './tuning';
@@ -37,7 +39,7 @@ export interface ControlContext {
   /** The worker's Lamport clock (shared with its events, as Celery's app.clock). */
   clock: LamportClock;
   log: ControlLogger;
-  /** The configuration `inspect conf` shows (secrets masked by the caller). */
+  /** The worker's settings under Celery's names, `include` = its task modules (secrets masked by the caller). */
   conf?: () => Record<string, unknown>;
   events?: EventsSwitch | null;
   /** Warm shutdown of the worker (called after the reply went out). */
@@ -242,7 +244,7 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = {
 
   scheduled: (ctx) =>
     held(ctx, 'scheduled').map((h) => ({
-      eta: h.request.eta ? pyIsoformat(h.request.eta) : null,
+      eta: h.request.etaIso,
       priority: 6, // Celery's consumer puts ETA tasks on its timer with priority 6
       request: requestInfo(ctx, h),
     })),
@@ -252,7 +254,11 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = {
   dump_revoked: (ctx, args) => COMMANDS.revoked!(ctx, args),
 
   registered: (ctx, args) =>
-    [...ctx.worker.app.tasks.keys()].filter((n) => truthy(args.builtins) || !n.startsWith('celery.')).sort(),
+    registered(
+      [...ctx.worker.app.tasks.values()].map((def) => ({ name: def.name, options: ctx.worker.effectiveTaskOptions(def) })),
+      args.taskinfoitems,
+      truthy(args.builtins),
+    ),
   dump_tasks: (ctx, args) => COMMANDS.registered!(ctx, args),
 
   query_task: (ctx, args) => {
@@ -297,7 +303,7 @@ export const COMMANDS: Readonly<Record<string, ControlHandler>> = {
       };
     }),
 
-  conf: (ctx) => ctx.conf?.() ?? {},
+  conf: (ctx) => celeryConf(ctx.conf?.() ?? {}),
   dump_conf: (ctx, args) => COMMANDS.conf!(ctx, args),
 
   report: () =>

@@ -7,7 +7,7 @@
 import type { EventEmitter } from 'node:events';
 import type { TaskRequest } from '../protocol/message';
 import { pyRepr } from '../protocol/repr';
-import { formatTraceback, pyIsoNow, serializeException } from '../backends/meta';
+import { formatTraceback, serializeException } from '../backends/meta';
 import type { EventDispatcher, EventFields } from './dispatcher';
 
 /** What Worker emits (workers/worker/worker.ts). */
@@ -46,20 +46,6 @@ function excRepr(exc: unknown): string {
   return `${exc_type}(${args.map((a) => pyRepr(a)).join(', ')})`;
 }
 
-/**
- * req.eta.isoformat() in Celery: the datetime parsed from the message, made aware. The message's
- * own ISO string is kept when it has an offset (it came from isoformat() already); a naive one is
- * UTC here, as everywhere in Celeriac.
- */
-function isoField(raw: unknown, parsed: Date | null): string | null {
-  if (!parsed) return null;
-  if (typeof raw === 'string' && /^\d{4}-\d\d-\d\dT/.test(raw)) {
-    if (/[zZ]$/.test(raw)) return `${raw.slice(0, -1)}+00:00`;
-    return /[+-]\d\d:?\d\d$/.test(raw) ? raw : `${raw}+00:00`;
-  }
-  return pyIsoNow(parsed);
-}
-
 function receivedFields(req: TaskRequest): EventFields {
   return {
     uuid: req.id,
@@ -70,8 +56,8 @@ function receivedFields(req: TaskRequest): EventFields {
     root_id: req.rootId,
     parent_id: req.parentId,
     retries: req.retries,
-    eta: isoField(req.headers.eta, req.eta),
-    expires: isoField(req.headers.expires, req.expires),
+    eta: req.etaIso,
+    expires: req.expiresIso,
   };
 }
 

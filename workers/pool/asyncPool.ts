@@ -26,6 +26,7 @@ export class AsyncPool implements TaskPool {
       },
       signal: () => controller().signal,
       updateState: run.updateState,
+      canvasHost: run.canvasHost,
     });
     return runWithLimits(() => def.fn.apply(ctx, bindArguments(def, request.args, request.kwargs)), run.limits, controller);
   }

@@ -10,6 +10,7 @@ import { loadTaskModule } from '../app/loadTasks';
 import { bindArguments } from '../app/task';
 import { NotRegistered } from '../app/errors';
 import { createContext } from '../worker/context';
+import { taskHost } from '../canvas/host';
 import { autoRetry } from '../worker/outcome';
 import { decodeError, encodeError, type ChildInit, type FromChild, type ToChild } from './wire';
 
@@ -85,6 +86,7 @@ export function runChild(channel: Channel, init: ChildInit): void {
       const ctx = createContext({
         request,
         options,
+        canvasHost: () => taskHost(app, request),
         hostname: init.hostname,
         deliveryInfo,
         signal: () => ctl.signal,

@@ -6,6 +6,7 @@
  */
 import type { Job } from '../worker/job';
 import type { Limits, Outcome } from '../worker/execute';
+import type { CanvasHost } from '../canvas/types';
 
 export type PoolKind = 'async' | 'threads' | 'processes';
 
@@ -15,6 +16,8 @@ export interface TaskRun {
   hostname: string;
   /** The task's updateState(): stores a custom state for it. */
   updateState(state: string, meta: unknown): Promise<void>;
+  /** Sends on the task's behalf (add_to_chord), through the worker's app. */
+  canvasHost(): Promise<CanvasHost>;
 }
 
 export interface PoolStats {

@@ -28,11 +28,17 @@ export interface TaskRequest {
   retries: number;
   eta: Date | null;
   expires: Date | null;
+  /**
+   * eta/expires as Celery echoes them (inspect scheduled, events, a retry's message): Python's
+   * isoformat() of the value the producer sent, microseconds kept (a Date holds milliseconds).
+   */
+  etaIso: string | null;
+  expiresIso: string | null;
   rootId: string | null;
   parentId: string | null;
   group: string | null;
   groupIndex: number | null;
-  /** [soft, hard] seconds, as the timelimit header. */
+  /** [hard, soft] seconds, as Celery's timelimit header: [time_limit, soft_time_limit]. */
   timeLimit: [number | null, number | null];
   argsrepr: string;
   kwargsrepr: string;
@@ -43,6 +49,11 @@ export interface TaskRequest {
   correlationId: string | null;
   /** The raw headers, for anything not modelled above (stamps, custom headers). */
   headers: Record<string, unknown>;
+  /**
+   * The message's properties as kombu hands them to Celery (Celery's `request.properties`):
+   * app_id, correlation_id, reply_to, priority, delivery_info (virtual transports), ...
+   */
+  properties: Record<string, unknown>;
 }
 
 /** Malformed, refused or unparseable message: logged with its reason and rejected. */
@@ -80,6 +91,20 @@ function parseIsoDate(s: string): Date {
   return new Date(hasZone ? s : `${s}Z`);
 }
 
+/**
+ * req.eta.isoformat() in Celery: the datetime parsed from the message, made aware. The message's
+ * own ISO string is kept when it has an offset (it came from isoformat() already, microseconds
+ * and all); a naive one is UTC, as everywhere in Celeriac; a number goes through the Date.
+ */
+export function pyIsoOf(raw: unknown, parsed: Date | null): string | null {
+  if (!parsed) return null;
+  if (typeof raw === 'string' && /^\d{4}-\d\d-\d\dT/.test(raw)) {
+    if (/[zZ]$/.test(raw)) return `${raw.slice(0, -1)}+00:00`;
+    return /[+-]\d\d:?\d\d$/.test(raw) ? raw : `${raw}+00:00`;
+  }
+  return `${parsed.toISOString().slice(0, 23)}000+00:00`;
+}
+
 function parseTimeLimit(v: unknown): [number | null, number | null] {
   if (!Array.isArray(v)) return [null, null];
   return [optNumber(v[0]), optNumber(v[1])];
@@ -99,6 +124,8 @@ function parseV2(headers: Record<string, unknown>, body: unknown, message: Broke
   const task = optString(headers.task, 'task');
   if (!id) throw new InvalidMessageError('message has no task id');
   if (!task) throw new InvalidMessageError('message has no task name');
+  const eta = optDate(headers.eta, 'eta');
+  const expires = optDate(headers.expires, 'expires');
   return {
     protocol: 2,
     id,
@@ -107,8 +134,10 @@ function parseV2(headers: Record<string, unknown>, body: unknown, message: Broke
     kwargs,
     embed: { ...EMPTY_EMBED, ...(embed as Partial<Embed> | undefined) },
     retries: optNumber(headers.retries) ?? 0,
-    eta: optDate(headers.eta, 'eta'),
-    expires: optDate(headers.expires, 'expires'),
+    eta,
+    expires,
+    etaIso: pyIsoOf(headers.eta, eta),
+    expiresIso: pyIsoOf(headers.expires, expires),
     rootId: optString(headers.root_id, 'root_id'),
     parentId: optString(headers.parent_id, 'parent_id'),
     group: optString(headers.group, 'group'),
@@ -122,6 +151,7 @@ function parseV2(headers: Record<string, unknown>, body: unknown, message: Broke
     replyTo: typeof message.properties.reply_to === 'string' ? message.properties.reply_to : null,
     correlationId: typeof message.properties.correlation_id === 'string' ? message.properties.correlation_id : null,
     headers,
+    properties: message.properties,
   };
 }
 
@@ -135,6 +165,8 @@ function parseV1(body: unknown, message: BrokerMessage): TaskRequest {
   if (!Array.isArray(args)) throw new InvalidMessageError('args must be a list');
   if (!isRecord(kwargs)) throw new InvalidMessageError('kwargs must be a dict');
   const chord = body.chord ?? null;
+  const eta = optDate(body.eta, 'eta');
+  const expires = optDate(body.expires, 'expires');
   return {
     protocol: 1,
     id,
@@ -148,8 +180,10 @@ function parseV1(body: unknown, message: BrokerMessage): TaskRequest {
       chord,
     },
     retries: optNumber(body.retries) ?? 0,
-    eta: optDate(body.eta, 'eta'),
-    expires: optDate(body.expires, 'expires'),
+    eta,
+    expires,
+    etaIso: pyIsoOf(body.eta, eta),
+    expiresIso: pyIsoOf(body.expires, expires),
     rootId: null,
     parentId: null,
     group: optString(body.taskset, 'taskset'),
@@ -163,6 +197,7 @@ function parseV1(body: unknown, message: BrokerMessage): TaskRequest {
     replyTo: typeof message.properties.reply_to === 'string' ? message.properties.reply_to : null,
     correlationId: typeof message.properties.correlation_id === 'string' ? message.properties.correlation_id : null,
     headers: message.headers,
+    properties: message.properties,
   };
 }
 
@@ -185,6 +220,7 @@ export interface TaskMessageOptions {
   parentId?: string | null;
   group?: string | null;
   groupIndex?: number | null;
+  /** [hard, soft] seconds: the timelimit header, [time_limit, soft_time_limit]. */
   timeLimit?: [number | null, number | null];
   ignoreResult?: boolean;
   shadow?: string | null;
@@ -200,6 +236,11 @@ export interface TaskMessageOptions {
 export const ORIGIN = `gen${process.pid}@${hostname()}`;
 
 function toIso(d: Date | string | number, field: string): string {
+  // A producer's own isoformat() string (a retry's expires) goes out as it came, microseconds kept.
+  if (typeof d === 'string' && !Number.isNaN(parseIsoDate(d).getTime())) {
+    const kept = pyIsoOf(d, parseIsoDate(d));
+    if (kept) return kept;
+  }
   const date = d instanceof Date ? d : typeof d === 'number' ? new Date(Date.now() + d * 1000) : parseIsoDate(d);
   if (Number.isNaN(date.getTime())) throw new TypeError(`${field} is not a valid date`);
   return date.toISOString().replace('Z', '+00:00');

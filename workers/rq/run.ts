@@ -25,7 +25,9 @@ function requestOf(job: RqJob): TaskRequest {
     embed: { callbacks: null, errbacks: null, chain: null, chord: null },
     retries: 0,
     eta: null,
+    etaIso: null,
     expires: null,
+    expiresIso: null,
     rootId: job.id,
     parentId: null,
     group: null,
@@ -39,6 +41,7 @@ function requestOf(job: RqJob): TaskRequest {
     replyTo: null,
     correlationId: null,
     headers: {},
+    properties: {},
   };
 }
 
@@ -69,6 +72,8 @@ export function runJob(pool: TaskPool, def: TaskDefinition, job: RqJob, hostname
     hostname,
     // rq jobs have no custom states; meta lives in the job hash, which the function cannot reach.
     updateState: async () => undefined,
+    // An rq job belongs to no Celery chord: this.addToChord has nothing to join.
+    canvasHost: () => Promise.reject(new Error('rq jobs have no Celery canvas (add_to_chord is for Celery tasks)')),
   });
   return {
     job,

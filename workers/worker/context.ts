@@ -4,6 +4,8 @@ import type { DeliveryInfo, RetryOptions, TaskContext, TaskOptions } from '../ap
 import { MaxRetriesExceededError, Retry } from '../app/errors';
 import { pyRepr } from '../protocol/repr';
 import { replacement } from '../canvas/replace';
+import { addToChord } from '../canvas/addToChord';
+import type { CanvasHost } from '../canvas/types';
 
 export interface ContextDeps {
   request: TaskRequest;
@@ -13,6 +15,8 @@ export interface ContextDeps {
   /** Lazy: most tasks never look at their signal. */
   signal(): AbortSignal;
   updateState(state: string, meta: unknown): Promise<void>;
+  /** Sends on behalf of this task (its parent id, its root): for add_to_chord. */
+  canvasHost(): Promise<CanvasHost>;
 }
 
 export function createContext(deps: ContextDeps): TaskContext {
@@ -33,6 +37,8 @@ export function createContext(deps: ContextDeps): TaskContext {
     replace(sig): never {
       throw replacement(req, sig);
     },
+    addToChord: (async (sig: Parameters<TaskContext['addToChord']>[0], lazy = false) =>
+      addToChord(req, await deps.canvasHost(), sig, lazy)) as TaskContext['addToChord'],
     retry(opts: RetryOptions = {}): never {
       const max = opts.max_retries !== undefined ? opts.max_retries : (deps.options.max_retries ?? 3);
       if (max !== null && req.retries >= max) {

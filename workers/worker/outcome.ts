@@ -148,7 +148,7 @@ export class Outcomes {
       retries: request.retries + 1,
       countdown: retry.spec.countdown,
       eta: retry.spec.eta ?? null,
-      expires: request.expires,
+      expires: request.expiresIso,
       rootId: request.rootId,
       parentId: request.parentId,
       group: request.group,

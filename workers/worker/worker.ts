@@ -23,10 +23,12 @@ import { declarationFor, type QueuePolicy } from './queues';
 import type { QueueDefinition } from '../../config/types';
 import type { RateLimit } from './rate';
 import type { Job } from './job';
+import type { TaskDefinition, TaskOptions } from '../app/task';
 import { Reservations } from './reservations';
 import { Outcomes } from './outcome';
 import { RevokedSet } from './revoked';
 import { Autoscaler } from './autoscaler';
+import { taskHost } from '../canvas/host';
 
 /** Most extra prefetch granted to tasks waiting for a rate-limit token. */
 const MAX_THROTTLED_EXTRA = 1000;
@@ -65,6 +67,8 @@ export class Worker extends EventEmitter {
   private readonly activeById = new Map<string, Job>();
   /** Limits set live by the time_limit control command, by task name. */
   private readonly timeLimitOverrides = new Map<string, { soft: number | null; hard: number | null }>();
+  /** Rates set live by the rate_limit command, by task name (as given). */
+  private readonly rateLimitOverrides = new Map<string, string | number | null>();
   private phase: Phase = 'created';
   /** The prefetch count last given to the transport. */
   private prefetchSet = -1;
@@ -248,7 +252,9 @@ export class Worker extends EventEmitter {
     while (this.phase === 'running' && this.active.size < this.options.concurrency) {
       const job = this.held.take();
       if (!job) break;
-      if (this.isStale(job) || this.discardIfRevoked(job)) continue;
+      // Checked again at start, as Celery's Request.revoked() does just before running: a task
+      // held behind busy slots may have expired (or been revoked) since it was received.
+      if (this.isStale(job) || this.isExpired(job) || this.discardIfRevoked(job)) continue;
       void this.run(job);
     }
   }
@@ -287,6 +293,7 @@ export class Worker extends EventEmitter {
         limits: this.limitsFor(job),
         hostname: this.options.hostname,
         updateState: (state, meta) => this.outcomes.storeState(request, state, meta, null, job.delivery),
+        canvasHost: () => taskHost(this.app, request),
       });
       const runtime = (performance.now() - started) / 1000;
       if (this.phase === 'cold' || this.phase === 'stopped') {
@@ -334,13 +341,18 @@ export class Worker extends EventEmitter {
     }
   }
 
-  /** The message's own limits first, then the task's (as set live by the time_limit command). */
+  /**
+   * The message's own limits first, then the task's (as set live by the time_limit command). The
+   * header is [hard, soft] (Celery's Request: `time_limit, soft_time_limit = self.time_limits`),
+   * and `or` falls back on 0 too, as Celery's `soft_time_limit or task.soft_time_limit` does.
+   */
   private limitsFor(job: Job): { soft: number | null; hard: number | null } {
     const { request, options } = job;
+    const [hard, soft] = request.timeLimit;
     const live = this.timeLimitOverrides.get(request.task);
     return {
-      soft: request.timeLimit[0] ?? (live ? live.soft : options.soft_time_limit) ?? null,
-      hard: request.timeLimit[1] ?? (live ? live.hard : options.time_limit) ?? null,
+      soft: soft || (live ? live.soft : options.soft_time_limit) || null,
+      hard: hard || (live ? live.hard : options.time_limit) || null,
     };
   }
 
@@ -400,6 +412,19 @@ export class Worker extends EventEmitter {
   /** The rate_limit command: a new rate for this name (throws on a bad rate); 0/null switches it off. */
   setRateLimit(name: string, limit: RateLimit): void {
     this.held.setRate(name, limit);
+    this.rateLimitOverrides.set(name, limit ?? null);
+  }
+
+  /**
+   * A task's options as they stand now: the rate_limit and time_limit commands change them, as
+   * they set the attributes of Celery's task (inspect registered shows them).
+   */
+  effectiveTaskOptions(def: TaskDefinition): TaskOptions {
+    const options = { ...this.app.taskOptions(def) };
+    const times = this.timeLimitOverrides.get(def.name);
+    if (times) Object.assign(options, { soft_time_limit: times.soft, time_limit: times.hard });
+    if (this.rateLimitOverrides.has(def.name)) options.rate_limit = this.rateLimitOverrides.get(def.name);
+    return options;
   }
 
   /**

@@ -50,6 +50,11 @@ export class RedisChordStore {
     await SET_SIZE.run(this.client, [k.c, k.s], [size, this.expires || 0]);
   }
 
+  /** Task.add_to_chord: the chord waits for one more header result (the .t key adds to the size). */
+  async addToChord(gid: string): Promise<void> {
+    await this.client.incr(this.key(gid, '.t'));
+  }
+
   /** Header results that are groups: keep the GroupResult so the body gets nested lists. */
   async saveGroup(gid: string, tuple: unknown): Promise<void> {
     const value = stringifyJson({ result: tuple });

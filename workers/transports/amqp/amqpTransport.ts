@@ -15,6 +15,7 @@ import { maskUrl } from '../../log/mask';
 import { BrokerRing, connectAnyOf, failoverUrls, type FailoverStrategy } from './failover';
 import { WriteBatcher } from './writeBatch';
 import { ensureExchange, publishOptions, settlePublishes } from './broadcast';
+import { pyAmqpProperties } from './properties';
 
 export interface AmqpLogger {
   info(msg: string): void;
@@ -281,12 +282,7 @@ export class AmqpTransport implements Transport {
       contentType: p.contentType ?? 'application/json',
       contentEncoding: p.contentEncoding ?? 'utf-8',
       headers: (p.headers ?? {}) as Record<string, unknown>,
-      properties: {
-        correlation_id: p.correlationId,
-        reply_to: p.replyTo,
-        delivery_mode: p.deliveryMode,
-        priority: p.priority ?? 0,
-      },
+      properties: pyAmqpProperties(p),
     };
     return {
       message,
