@@ -55,7 +55,7 @@ describe.each(BROKERS)('celeriac workers ($broker)', ({ broker, env: makeEnv }) 
     expect(rowA.uuid).toMatch(/^[0-9a-f-]{36}$/);
     expect(rows.find((r) => r.hostname === names.b)!.uuid).not.toBe(rowA.uuid);
     expect(rows.find((r) => r.hostname === names.py)).toMatchObject({ uuid: null, pid: py.pid, pool: 1 });
-    expect(await cli('list')).toMatch(new RegExp(`^${names.a.replace(/[.]/g, '\\.')}\\s+${rowA.uuid}\\s+${a.pid}\\s+2\\s+0\\s+0`, 'm'));
+    expect(await cli('list')).toMatch(new RegExp(`^celery\\s+${names.a.replace(/[.]/g, '\\.')}\\s+${rowA.uuid}\\s+${a.pid}\\s+2\\s+0\\s+0`, 'm'));
   }, 30_000);
 
   it('stop --uuid warm-stops only that worker and every task still completes once', async () => {
