@@ -4,6 +4,10 @@
  * commands and worker modes. This file is the composition root: the only place that knows both.
  */
 import { buildProgram, runProgram } from '../workers';
+import { addClimateApiCommand } from './climateApi';
+import { addJobsCommand } from './jobs';
 
 const program = buildProgram({ workerModes: [] });
+addClimateApiCommand(program);
+addJobsCommand(program);
 runProgram(program);
