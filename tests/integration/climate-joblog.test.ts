@@ -3,13 +3,12 @@
  * are unique inserts, so of many workers racing for one job exactly one records it as theirs,
  * also when a quiet job is taken over; and `celeriac jobs list/show` read it from the shell.
  */
-import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { openMongo, type MongoConnection } from '../../workers';
 import { JobLog, type ClaimOutcome } from '../../workers/jobs/log';
 import type { JobRequest } from '../../workers/jobs/request';
-import { PROJECT_ROOT, testMongoUrl } from '../helpers/env';
+import { testMongoUrl } from '../helpers/env';
+import { celeriacCli, CELERIAC_PROGRAM } from '../helpers/celeriacWorker';
 
 const MONGO_DB = 'climate_joblog_test';
 const REQUEST: JobRequest = {
@@ -83,20 +82,7 @@ test('of eight workers racing for a job, exactly one claims it; after the lease,
   }
 }, 60_000);
 
-function cli(args: string[], env: Record<string, string>): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'tsx/cjs', path.join(PROJECT_ROOT, 'scripts', 'celeriac.ts'), ...args], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, APP_ENV: 'development', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ stdout, stderr, code }));
-  });
-}
+const cli = (args: string[], env: Record<string, string>): ReturnType<typeof celeriacCli> => celeriacCli(args, env, CELERIAC_PROGRAM);
 
 test('celeriac jobs list / show read the log; an unreachable MongoDB is a clear error', async () => {
   const log = new JobLog(mongo.db, 60_000);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import type { Db } from 'mongodb';
 import { openMongo, type MongoConnection } from '../../workers';
-import { startCeleriacWorker } from '../helpers/celeriacWorker';
+import { CELERIAC_PROGRAM, startCeleriacWorker } from '../helpers/celeriacWorker';
 import { PROJECT_ROOT, testMongoUrl, testRedisUrl, testTmpDir } from '../helpers/env';
 import { startProcess, type ProcessHandle } from '../helpers/processes';
 import { runPyJson } from '../helpers/python';
@@ -61,7 +61,7 @@ const jobDoc = (uuid: string): Promise<JobDocument | null> => db.collection<JobD
 async function startApi(): Promise<void> {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  api = startProcess(process.execPath, ['-r', 'tsx/cjs', path.join(PROJECT_ROOT, 'scripts', 'celeriac.ts'), 'climate-api', '--port', String(port)], {
+  api = startProcess(process.execPath, ['-r', 'tsx/cjs', CELERIAC_PROGRAM, 'climate-api', '--port', String(port)], {
     cwd: PROJECT_ROOT,
     env: { ...env, APP_ENV: 'development' },
     readyPattern: /listening on/,
