@@ -70,6 +70,20 @@ function runs(indices: number[]): Span[] {
   return out;
 }
 
+function gridKey(latSize: number, latFirst: number, latLast: number, lonSize: number, lonFirst: number, lonLast: number): string {
+  return `${latSize}:${latFirst}:${latLast}|${lonSize}:${lonFirst}:${lonLast}`;
+}
+
+/** The grid's identity from the coordinate sizes and end points (four one-value reads). */
+export function gridKeyOf(reader: NcReader, names: LatLonNames): string {
+  const ends = (name: string): [number, number, number] => {
+    const size = reader.variable(name)?.shape[0] ?? 0;
+    if (size === 0) return [0, NaN, NaN];
+    return [size, reader.readSlab(name, [{ start: 0, count: 1 }])[0], reader.readSlab(name, [{ start: size - 1, count: 1 }])[0]];
+  };
+  return gridKey(...ends(names.lat), ...ends(names.lon));
+}
+
 /**
  * The window of the variable's grid whose cell centres lie in the bbox (edges included). Reads
  * only the two coordinate variables.
@@ -77,7 +91,6 @@ function runs(indices: number[]): Span[] {
 export function gridWindow(reader: NcReader, names: LatLonNames, bbox: BBox): GridWindow {
   const lat = reader.readAll(names.lat);
   const lon = reader.readAll(names.lon);
-  const gridKey = `${lat.length}:${lat[0]}:${lat[lat.length - 1]}|${lon.length}:${lon[0]}:${lon[lon.length - 1]}`;
   const rowIndices: number[] = [];
   lat.forEach((y, i) => {
     if (y >= bbox.south && y <= bbox.north) rowIndices.push(i);
@@ -99,7 +112,7 @@ export function gridWindow(reader: NcReader, names: LatLonNames, bbox: BBox): Gr
     cols,
     lats: Array.from(lat.subarray(rows.start, rows.start + rows.count)),
     lons: cols.flatMap((c) => Array.from(lon.subarray(c.start, c.start + c.count), normaliseLon)),
-    gridKey,
+    gridKey: gridKey(lat.length, lat[0], lat[lat.length - 1], lon.length, lon[0], lon[lon.length - 1]),
   };
 }
 

@@ -13,9 +13,9 @@
  */
 export * from './types';
 export * from './jobTypes';
-export { openNetcdf, NetcdfReadError } from './netcdf/open';
+export { openNetcdf, NetcdfReadError, preloadNetcdfLibraries } from './netcdf/open';
 export { variableEncoding, decodeValues } from './netcdf/encoding';
-export { geometryBBox, gridWindow, readWindow, findLatLon, type LatLonNames } from './grid';
+export { geometryBBox, gridWindow, gridKeyOf, readWindow, findLatLon, type LatLonNames } from './grid';
 export { cellMask, MaskCache } from './mask';
 export { STAT_KEYS, statKey, isStatOperation, areaStatistic, type AreaStatistic } from './stats';
 export { DEFAULT_DATE_PATTERN, compileDatePattern, dateFromFileName, listDatedFiles, type DatePattern } from './dates';

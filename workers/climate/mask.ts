@@ -1,6 +1,6 @@
 /** Which cells of a window are in the area: cell centre inside the polygon, holes excluded. */
 import booleanPointInPolygon from '@turf/boolean-point-in-polygon';
-import { findLatLon, geometryBBox, gridWindow } from './grid';
+import { findLatLon, geometryBBox, gridKeyOf, gridWindow } from './grid';
 import type { AreaGeometry, BBox, CellMask, GridWindow, NcReader } from './types';
 
 /** The mask of a window (turf: boundary points count as inside, holes and other polygons handled). */
@@ -31,11 +31,15 @@ export class MaskCache {
     this.bbox = geometryBBox(geometry);
   }
 
-  /** The mask for this file's grid of `variable` (reads only the coordinate variables). */
+  /**
+   * The mask for this file's grid of `variable`. A grid seen before is recognised by its
+   * coordinates' sizes and end points; only a new grid has its coordinates read in full.
+   */
   forFile(reader: NcReader, variable: string): CellMask {
-    const window = gridWindow(reader, findLatLon(reader, variable), this.bbox);
-    const cached = this.masks.get(window.gridKey);
+    const names = findLatLon(reader, variable);
+    const cached = this.masks.get(gridKeyOf(reader, names));
     if (cached) return cached;
+    const window = gridWindow(reader, names, this.bbox);
     const mask = cellMask(window, this.geometry);
     this.masks.set(window.gridKey, mask);
     return mask;

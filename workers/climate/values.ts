@@ -1,7 +1,8 @@
 /** One value per time step of a file over the area; a bad file is a warning, never an error. */
 import { readWindow } from './grid';
 import type { MaskCache } from './mask';
-import { openNetcdf } from './netcdf/open';
+import { NetcdfReadError, openNetcdf } from './netcdf/open';
+import { hdf5Reason } from './netcdf/hdf5';
 import { areaStatistic } from './stats';
 import { stepDates } from './timeAxis';
 import type { AreaValues, CellMask, ClimateWarning, DatedFile, NcReader, StatOperation, StepValue } from './types';
@@ -21,7 +22,8 @@ export interface AreaGrid {
 }
 
 function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  if (error instanceof NetcdfReadError) return error.reason;
+  return hdf5Reason(error);
 }
 
 interface Step {

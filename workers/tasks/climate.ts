@@ -26,6 +26,7 @@ import {
   type AreaChunk,
   type AreaRequest,
   type AreaValues,
+  preloadNetcdfLibraries,
 } from '../climate';
 
 /** Values of a chunk's files; one MaskCache per chunk so the mask is computed once per grid. */
@@ -37,6 +38,10 @@ export async function areaValuesOfChunk(chunk: AreaChunk): Promise<AreaValues> {
 }
 
 export function register(app: Celeriac) {
+  // Compile h5wasm's wasm now (seconds on a busy machine), in every pool process that loads this
+  // module, rather than inside the first request's time. A failure here is reported when a file
+  // is opened (as a warning for that file), so it is ignored here.
+  preloadNetcdfLibraries().catch(() => undefined);
   return {
     areaValues: app.task(AREA_VALUES_TASK, (chunk: AreaChunk) => areaValuesOfChunk(chunk), { params: ['chunk'] }),
 

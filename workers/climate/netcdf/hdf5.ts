@@ -9,7 +9,9 @@ let loaded: Promise<H5Module> | null = null;
 /** h5wasm is ESM-only and compiles its wasm once per process: load it lazily, once. */
 export function loadH5wasm(): Promise<H5Module> {
   loaded ??= import('h5wasm/node').then(async (mod) => {
-    await mod.ready;
+    const module = await mod.ready;
+    // HDF5 errors become JS exceptions (turned into warnings) instead of dumps on stderr.
+    module.activate_throwing_error_handler();
     return mod;
   });
   return loaded;
@@ -39,6 +41,13 @@ function attributesOf(entity: H5.Dataset | H5.Group): Record<string, AttributeVa
   return out;
 }
 
+/** The innermost reason of an HDF5 error stack ("... in H5F__super_read(): truncated file: ..."). */
+export function hdf5Reason(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const lines = text.split('\n').map((l) => /\bin \w+\(\): (.+)$/.exec(l)?.[1]).filter((l): l is string => !!l);
+  return lines.length ? lines[lines.length - 1] : text.split('\n')[0];
+}
+
 function baseName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
@@ -51,42 +60,58 @@ function toFloat64(data: unknown): Float64Array {
   throw new Error(`unexpected data of type ${typeof data}`);
 }
 
+/** A variable's metadata, or null for an HDF5 dataset that netCDF hides (a bare dimension). */
+function describe(dataset: H5.Dataset): NcVariable | null {
+  const shape = dataset.shape ?? [];
+  const name = baseName(dataset.path);
+  const isDimension = 'CLASS' in dataset.attrs && dataset.get_scale_name() !== null;
+  if (isDimension && String(dataset.attrs.NAME?.value ?? '').startsWith('This is a netCDF dimension but not a netCDF variable')) return null;
+  const dimensions = isDimension && shape.length === 1 ? [name] : shape.map((_, i) => {
+    const scales = dataset.get_attached_scales(i);
+    return scales.length > 0 ? baseName(scales[0]) : `phony_dim_${i}`;
+  });
+  return { name, dimensions, shape: [...shape], attributes: attributesOf(dataset) };
+}
+
+/**
+ * Metadata is read on demand, per variable: a request touches three variables (data, lat, lon)
+ * of files that may hold many, and every HDF5 call costs a trip into wasm.
+ */
 export class Hdf5Reader implements NcReader {
   readonly format = 'netcdf4';
-  private readonly variableList: NcVariable[];
-  private readonly dimensionList: NcDimension[];
+  private readonly described = new Map<string, NcVariable | null>();
+  private all: NcVariable[] | null = null;
 
-  constructor(readonly path: string, private readonly file: H5.File, private readonly h5: H5Module) {
-    const datasets = file.keys().map((key) => file.get(key)).filter((e): e is H5.Dataset => e instanceof h5.Dataset);
-    const dims = new Map<string, number>();
-    this.variableList = [];
-    for (const dataset of datasets) {
-      const shape = dataset.shape ?? [];
-      const name = baseName(dataset.path);
-      const isDimension = 'CLASS' in dataset.attrs && dataset.get_scale_name() !== null;
-      const dimensions = isDimension && shape.length === 1 ? [name] : shape.map((_, i) => {
-        const scales = dataset.get_attached_scales(i);
-        return scales.length > 0 ? baseName(scales[0]) : `phony_dim_${i}`;
-      });
-      dimensions.forEach((dim, i) => dims.set(dim, shape[i]));
-      const attributes = attributesOf(dataset);
-      // A dimension without a coordinate variable is an HDF5 dataset that netCDF hides.
-      const hiddenDimension = isDimension && String(dataset.attrs.NAME?.value ?? '').startsWith('This is a netCDF dimension but not a netCDF variable');
-      if (!hiddenDimension) this.variableList.push({ name, dimensions, shape: [...shape], attributes });
-    }
-    this.dimensionList = [...dims].map(([name, size]) => ({ name, size }));
-  }
+  constructor(readonly path: string, private readonly file: H5.File, private readonly h5: H5Module) {}
 
   dimensions(): NcDimension[] {
-    return this.dimensionList;
+    const dims = new Map<string, number>();
+    for (const v of this.variables()) v.dimensions.forEach((d, i) => dims.set(d, v.shape[i]));
+    // Bare dimensions (no coordinate variable) are hidden datasets: their size is their length.
+    for (const key of this.file.keys()) {
+      const entity = this.file.get(key);
+      if (entity instanceof this.h5.Dataset && !dims.has(key) && this.variable(key) === undefined) dims.set(key, entity.shape?.[0] ?? 0);
+    }
+    // netCDF's own order (definition order) is kept in each dimension scale's _Netcdf4Dimid.
+    const id = (name: string): number => {
+      const entity = this.file.keys().includes(name) ? this.file.get(name) : null;
+      const value = entity instanceof this.h5.Dataset ? entity.attrs._Netcdf4Dimid?.value : undefined;
+      return typeof value === 'number' ? value : Number.MAX_SAFE_INTEGER;
+    };
+    return [...dims].map(([name, size]) => ({ name, size, id: id(name) })).sort((a, b) => a.id - b.id).map(({ name, size }) => ({ name, size }));
   }
 
   variables(): NcVariable[] {
-    return this.variableList;
+    this.all ??= this.file.keys().map((key) => this.variable(key)).filter((v): v is NcVariable => v !== undefined);
+    return this.all;
   }
 
   variable(name: string): NcVariable | undefined {
-    return this.variableList.find((v) => v.name === name);
+    if (!this.described.has(name)) {
+      const entity = this.file.keys().includes(name) ? this.file.get(name) : null;
+      this.described.set(name, entity instanceof this.h5.Dataset ? describe(entity) : null);
+    }
+    return this.described.get(name) ?? undefined;
   }
 
   attributes(): Record<string, AttributeValue> {

@@ -2,12 +2,12 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { NcReader } from '../types';
 import { ClassicReader, loadNetcdfjs } from './classic';
-import { Hdf5Reader, loadH5wasm } from './hdf5';
+import { Hdf5Reader, hdf5Reason, loadH5wasm } from './hdf5';
 
 /** A file that cannot be read as NetCDF; callers turn it into a warning. */
 export class NetcdfReadError extends Error {
   override readonly name = 'NetcdfReadError';
-  constructor(readonly path: string, reason: string) {
+  constructor(readonly path: string, readonly reason: string) {
     super(`${path}: ${reason}`);
   }
 }
@@ -49,11 +49,11 @@ export async function openNetcdf(path: string): Promise<NcReader> {
       return new Hdf5Reader(path, file, h5);
     } catch (error) {
       try {
-        file?.close();
+        if (file && file.file_id >= 0n) file.close();
       } catch {
         // already unusable; the read error below is what matters
       }
-      throw new NetcdfReadError(path, `not a readable NetCDF4/HDF5 file (${reason(error)})`);
+      throw new NetcdfReadError(path, `not a readable NetCDF4/HDF5 file (${hdf5Reason(error)})`);
     }
   }
   if (head.subarray(0, 3).toString('latin1') === 'CDF') {
@@ -66,4 +66,9 @@ export async function openNetcdf(path: string): Promise<NcReader> {
     }
   }
   throw new NetcdfReadError(path, head.length === 0 ? 'empty file' : 'not a NetCDF file (neither HDF5 nor CDF magic bytes)');
+}
+
+/** Load (compile) both reader libraries now, e.g. when a worker starts, not on the first file. */
+export async function preloadNetcdfLibraries(): Promise<void> {
+  await Promise.all([loadH5wasm(), loadNetcdfjs()]);
 }
