@@ -6,6 +6,10 @@
 //   `npx pm2 stop celeriac-worker` sends SIGINT, a warm shutdown: running tasks finish, reserved
 //   messages go back to the queue. kill_timeout is how long pm2 lets that take before SIGKILL:
 //   make it longer than your longest task.
+// - celeriac-climate-api: the ClimateSERV-compatible job API (`celeriac climate-api`), on
+//   climate.api_port (CELERIAC_CLIMATE_API_PORT, 8095). It needs MongoDB (CELERIAC_MONGO_URL) and
+//   the datasets (CELERIAC_CLIMATE_DATASETS); the workers that run its jobs load
+//   `-A workers/tasks/climateJobs` and consume climate.queue (default `celery`).
 // - celeriac-fleet-report: an example periodic script (cron_restart, autorestart: false): every
 //   15 minutes it logs the workers on the broker (`celeriac workers list`).
 //
@@ -47,6 +51,18 @@ module.exports = {
       max_restarts: 20,
       autorestart: true,
       ...logs(`${APP}-worker`),
+      ...envs,
+    },
+    {
+      name: `${APP}-climate-api`,
+      cwd: __dirname,
+      script: 'bin/celeriac.js',
+      args: 'climate-api',
+      kill_timeout: 10_000,
+      exp_backoff_restart_delay: 100,
+      max_restarts: 20,
+      autorestart: true,
+      ...logs(`${APP}-climate-api`),
       ...envs,
     },
     {

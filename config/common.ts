@@ -84,6 +84,17 @@ const common: Config = {
     url: 'mongodb://127.0.0.1:27017/celeriac',
     db: 'celeriac',
   },
+  climate: {
+    // Empty until the deployer names its datasets (CELERIAC_CLIMATE_DATASETS): every datatype is a 400.
+    datasets: {},
+    output_dir: './data/climate',
+    // Roughly Africa's area: a continent-sized polygon is the largest request that makes sense.
+    max_area_km2: 30_000_000,
+    max_years: 20,
+    queue: 'celery',
+    api_port: 8095,
+    job_lease_seconds: 60,
+  },
 };
 
 export default common;

@@ -46,6 +46,8 @@ export const FORMAT = {
   autoscale: 'celeriac-autoscale',
   nullablePositiveInt: 'celeriac-nullable-positive-int',
   nullablePort: 'celeriac-nullable-port',
+  port: 'celeriac-port',
+  positiveNumber: 'celeriac-positive-number',
   optimization: 'celeriac-optimization',
   failoverStrategy: 'celeriac-failover-strategy',
 } as const;
@@ -199,6 +201,12 @@ const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
     coerce: toNullableNumber,
   },
   [FORMAT.optimization]: oneOf(['default', 'fair']),
+  [FORMAT.positiveNumber]: { expected: 'must be a number > 0', check: (v) => isNum(v) && v > 0, coerce: toNumber },
+  [FORMAT.port]: {
+    expected: 'must be a TCP port (1-65535)',
+    check: (v) => isInt(v) && v >= 1 && v <= 65535,
+    coerce: toNumber,
+  },
   [FORMAT.nullablePort]: {
     expected: 'must be null or a TCP port (1-65535)',
     check: (v) => v === null || (isInt(v) && v >= 1 && v <= 65535),

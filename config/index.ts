@@ -50,6 +50,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const envTree = requireTree(dir, appEnv, appEnv === DEFAULT_APP_ENV ? null : { key: 'APP_ENV', value: appEnv });
   if (envTree !== null) files = deepMerge(files, envTree);
 
+  checkJsonEnv(env);
   // args: [] so convict never reads process.argv (the CLI owns it). load() re-applies the
   // environment after the files, which gives step 3 precedence over steps 1-2.
   const cfg = convict<Config>(schema, { env, args: [] });
@@ -76,6 +77,25 @@ const OPAQUE_PATHS: readonly string[] = (function collect(node: Tree, at: string
     return child.format === Object ? [[...at, k].join('.')] : [];
   });
 })(schema as unknown as Tree, []);
+
+/** Environment variables of free-form objects (e.g. CELERIAC_CLIMATE_DATASETS), which hold JSON. */
+const JSON_ENV: readonly [string, string][] = OPAQUE_PATHS.flatMap((dotted) => {
+  const leaf = lookup(schema as unknown as Tree, dotted) as { env?: unknown } | undefined;
+  return typeof leaf?.env === 'string' ? [[dotted, leaf.env] as [string, string]] : [];
+});
+
+/** convict would JSON.parse these and throw a bare SyntaxError: name the variable instead. */
+function checkJsonEnv(env: NodeJS.ProcessEnv): void {
+  for (const [dotted, name] of JSON_ENV) {
+    const raw = env[name];
+    if (raw === undefined) continue;
+    try {
+      JSON.parse(raw);
+    } catch (err) {
+      throw ConfigError.of(`${dotted} (env ${name})`, raw, `must be JSON: ${(err as Error).message}`);
+    }
+  }
+}
 
 /**
  * convict's validate() walks every nested key by splitting on '.', so it crashes on Celery's

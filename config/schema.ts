@@ -97,4 +97,14 @@ export const schema: convict.Schema<Config> = {
     url: key(FORMAT.mongoUrl, 'MongoDB connection URL (workflows, datasets, climate jobs; `npm run mongo` serves one locally)', { env: 'CELERIAC_MONGO_URL' }),
     db: key(FORMAT.name, 'MongoDB database name', { env: 'CELERIAC_MONGO_DB' }),
   },
+  climate: {
+    // Checked entry by entry when the API or a job reads it (workers/jobs/datasets.ts names the bad key).
+    datasets: { ...freeObject('ClimateSERV datatype -> {name, folder, variable, pattern?} (JSON in env)'), env: 'CELERIAC_CLIMATE_DATASETS' },
+    output_dir: key(FORMAT.name, 'Folder for climate job results and download zips', { env: 'CELERIAC_CLIMATE_OUTPUT_DIR' }),
+    max_area_km2: key(FORMAT.positiveNumber, 'Largest request area in km² (larger: 400)', { env: 'CELERIAC_CLIMATE_MAX_AREA_KM2' }),
+    max_years: key(FORMAT.positiveNumber, 'Longest request date range in years (longer: 400)', { env: 'CELERIAC_CLIMATE_MAX_YEARS' }),
+    queue: key(FORMAT.name, 'Queue the climate job task is sent to', { env: 'CELERIAC_CLIMATE_QUEUE' }),
+    api_port: key(FORMAT.port, 'Port of `celeriac climate-api`', { env: 'CELERIAC_CLIMATE_API_PORT' }),
+    job_lease_seconds: key(FORMAT.positiveSeconds, 'Seconds without a write before a job counts as abandoned by its worker', { env: 'CELERIAC_CLIMATE_JOB_LEASE' }),
+  },
 };

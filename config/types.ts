@@ -114,11 +114,40 @@ export interface MongoConfig {
   db: string;
 }
 
+/** One dataset of the climate job API, as the deployer describes it (keyed by ClimateSERV's datatype). */
+export interface ClimateDatasetConfig {
+  name: string;
+  /** Folder of the NetCDF files, one time step per file. */
+  folder: string;
+  /** Variable read from each file (e.g. `precipitation`). */
+  variable: string;
+  /** How a file name carries its date; default: ClimateSERV's `YYYYMMDDTHHMMSSZ` part in `*.nc4` names. */
+  pattern?: string;
+}
+
+export interface ClimateConfig {
+  /** ClimateSERV datatype (an integer, as a string key) -> dataset. */
+  datasets: Record<string, ClimateDatasetConfig>;
+  /** Where job results (JSON data, download zips) are written; the API reads them from here. */
+  output_dir: string;
+  /** Largest request area, km² (ClimateSERV's UI caps the drawn area). */
+  max_area_km2: number;
+  /** Longest date range, years (ClimateSERV: 20). */
+  max_years: number;
+  /** Queue the job task is sent to. */
+  queue: string;
+  /** Port of `celeriac climate-api`. */
+  api_port: number;
+  /** A job whose worker has not written for this long is taken over by the next delivery. */
+  job_lease_seconds: number;
+}
+
 export interface Config {
   celery: CeleryConfig;
   worker: WorkerConfig;
   log: LogConfig;
   mongo: MongoConfig;
+  climate: ClimateConfig;
 }
 
 /**

@@ -5,6 +5,10 @@
  */
 import { buildProgram, runProgram } from '../workers';
 import { rqFleetSource, rqWorkerMode } from '../workers/rq';
+import { addClimateApiCommand } from './climateApi';
+import { addJobsCommand } from './jobs';
 
 const program = buildProgram({ workerModes: [rqWorkerMode], fleetSources: [rqFleetSource] });
+addClimateApiCommand(program);
+addJobsCommand(program);
 runProgram(program);

@@ -3,7 +3,7 @@
  * interop tests against Python producers and for crash tests (kill -9 a real process).
  *
  *   startCeleriacWorker(opts): Promise<ProcessHandle>   resolves once it logs `ready.`
- *   celeriacCli(args, env?): Promise<{stdout, stderr, code}>   one-shot CLI run (e.g. `call`)
+ *   celeriacCli(args, env?, entry?): Promise<{stdout, stderr, code}>   one-shot CLI run (e.g. `call`); entry CELERIAC_PROGRAM for domain commands
  */
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -51,9 +51,9 @@ export async function startCeleriacWorker(opts: CeleriacWorkerOptions): Promise<
   return handle;
 }
 
-export function celeriacCli(args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
+export function celeriacCli(args: string[], env: Record<string, string> = {}, entry: string = CLI): Promise<{ stdout: string; stderr: string; code: number | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'tsx/cjs', CLI, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
+    const child = spawn(process.execPath, ['-r', 'tsx/cjs', entry, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -62,3 +62,6 @@ export function celeriacCli(args: string[], env: Record<string, string> = {}): P
     child.on('close', (code) => resolve({ stdout, stderr, code }));
   });
 }
+
+/** The full `celeriac` program (scripts/celeriac.ts): the runtime's commands plus the domain's (`jobs`, `climate-api`). */
+export const CELERIAC_PROGRAM = path.join(PROJECT_ROOT, 'scripts', 'celeriac.ts');

@@ -1,5 +1,5 @@
 // ecosystem.config.js under a real pm2 daemon (PM2_HOME in a temp dir, `pm2 kill` after), with the
-// broker on Redis (dbs 111-112): both apps start from the file, the worker comes up with
+// broker on Redis (dbs 111-112): the apps start from the file (the climate API waits for a MongoDB it never gets; it only has to be listed), the worker comes up with
 // --autoscale 8,2 and its pidfile, and `pm2 stop` is a warm shutdown: the tasks it was running
 // finish, the ones waiting stay in the queue, nothing is lost.
 import { execFile } from 'node:child_process';
@@ -55,7 +55,7 @@ it('pm2 starts both apps from ecosystem.config.js, and pm2 stop is a warm shutdo
   await pm2('start', 'ecosystem.config.js');
   await waitFor('the worker to be ready', async () => /celeriac-w1@\S+ ready\./.test(workerLog()), 60_000);
   const apps = JSON.parse(await pm2('jlist')) as Pm2App[];
-  expect(apps.map((a) => a.name).sort()).toEqual(['celeriac-fleet-report', 'celeriac-worker']);
+  expect(apps.map((a) => a.name).sort()).toEqual(['celeriac-climate-api', 'celeriac-fleet-report', 'celeriac-worker']);
   const worker = apps.find((a) => a.name === 'celeriac-worker')!;
   expect(worker.pm2_env.status).toBe('online');
   expect(workerLog()).toMatch(/concurrency 2-8 \(autoscale\)/);

@@ -1,0 +1,274 @@
+/**
+ * The ClimateSERV-compatible job API end to end: a real `celeriac climate-api` process and real
+ * Celeriac workers (workers/tasks/climateJobs.ts) on Redis, the job log on the MongoDB-wire server,
+ * driven over HTTP by Python `requests` the way ClimateSERV's scripts call it. Values are compared
+ * with netCDF4 + numpy + shapely on the same files; downloads are opened with rasterio and xarray.
+ */
+import path from 'node:path';
+import Redis from 'ioredis';
+import type { Db } from 'mongodb';
+import { openMongo, type MongoConnection } from '../../workers';
+import { CELERIAC_PROGRAM, startCeleriacWorker } from '../helpers/celeriacWorker';
+import { PROJECT_ROOT, testMongoUrl, testRedisUrl, testTmpDir } from '../helpers/env';
+import { startProcess, type ProcessHandle } from '../helpers/processes';
+import { runPyJson } from '../helpers/python';
+import { freePort } from '../setup/redisServer';
+import type { JobDocument } from '../../workers/jobs/log';
+
+const BROKER_DB = 88;
+const MONGO_DB = 'climate_jobs_test';
+const POLYGON = { type: 'Polygon', coordinates: [[[30.61, 0.53], [34.87, 0.71], [35.33, 3.41], [31.07, 3.77], [30.61, 0.53]]] };
+
+interface RunResult {
+  job: string;
+  progress_seen: number[];
+  data_status: number;
+  data: { data: { date: string; workid: string; epochTime: string; value: Record<string, number> | number }[] };
+  reference?: { date: string; epochTime: string; key: string; value: number }[];
+  file_status?: number;
+  file_type?: string;
+  download?: Record<string, unknown> & { names: string[]; max_abs_diff: number; nan_mismatch: number; steps: number };
+}
+
+let dir: string;
+let base: string;
+let api: ProcessHandle;
+let worker: ProcessHandle;
+let mongo: MongoConnection;
+let db: Db;
+let env: Record<string, string>;
+
+const py = (code: string, timeoutMs = 120_000): Promise<RunResult> =>
+  runPyJson<RunResult>(`import climate_jobs_client as c, json, sys\n${code}`, { timeoutMs });
+
+function runJob(params: Record<string, string>, method: 'GET' | 'POST' = 'GET', dataDir = 'chirps', timeout = 90): Promise<RunResult> {
+  const spec = { base, params, method, data_dir: path.join(dir, dataDir), timeout };
+  return py(`c.run(json.loads(${JSON.stringify(JSON.stringify(spec))}))`);
+}
+
+const request = (op: number, extra: Record<string, string> = {}): Record<string, string> => ({
+  datatype: '0',
+  operationtype: String(op),
+  begintime: '12/20/2019',
+  endtime: '01/10/2020',
+  intervaltype: '0',
+  geometry: JSON.stringify(POLYGON),
+  ...extra,
+});
+
+const jobDoc = (uuid: string): Promise<JobDocument | null> => db.collection<JobDocument>('climate_jobs').findOne({ _id: uuid });
+
+async function startApi(): Promise<void> {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  api = startProcess(process.execPath, ['-r', 'tsx/cjs', CELERIAC_PROGRAM, 'climate-api', '--port', String(port)], {
+    cwd: PROJECT_ROOT,
+    env: { ...env, APP_ENV: 'development' },
+    readyPattern: /listening on/,
+    timeoutMs: 60_000,
+  });
+  await api.waitReady();
+}
+
+const startWorker = (name: string): Promise<ProcessHandle> =>
+  startCeleriacWorker({ brokerUrl: testRedisUrl(BROKER_DB), hostname: `${name}@test`, concurrency: 2, app: 'workers/tasks/climateJobs.ts', env, timeoutMs: 60_000 });
+
+beforeAll(async () => {
+  dir = testTmpDir('climate-jobs');
+  await runPyJson(`import climate_jobs_client as c\nc.generate(${JSON.stringify(path.join(dir, 'chirps'))}, '2019-12-20', 21)`);
+  // A longer series for the kill test: enough files that the job is still running when killed.
+  await runPyJson(`import climate_jobs_client as c\nc.generate(${JSON.stringify(path.join(dir, 'long'))}, '2018-01-01', 500, 40, 40)`, { timeoutMs: 180_000 });
+  const redis = new Redis(testRedisUrl(BROKER_DB));
+  await redis.flushdb();
+  redis.disconnect();
+  mongo = await openMongo(testMongoUrl(MONGO_DB), { dbName: MONGO_DB, maxAttempts: 3 });
+  db = mongo.db;
+  await db.dropDatabase();
+  env = {
+    CELERY_BROKER_URL: testRedisUrl(BROKER_DB),
+    CELERY_RESULT_BACKEND: '',
+    CELERIAC_MONGO_URL: testMongoUrl(MONGO_DB),
+    CELERIAC_MONGO_DB: MONGO_DB,
+    CELERIAC_CLIMATE_DATASETS: JSON.stringify({
+      0: { name: 'CHIRPS', folder: path.join(dir, 'chirps'), variable: 'precipitation' },
+      1: { name: 'CHIRPS long', folder: path.join(dir, 'long'), variable: 'precipitation' },
+    }),
+    CELERIAC_CLIMATE_OUTPUT_DIR: path.join(dir, 'out'),
+    CELERIAC_CLIMATE_MAX_AREA_KM2: '500000',
+    CELERIAC_CLIMATE_MAX_YEARS: '3',
+    CELERIAC_CLIMATE_JOB_LEASE: '3',
+    CELERIAC_VISIBILITY_TIMEOUT: '4',
+    CELERIAC_UNACKED_RESTORE_INTERVAL: '1',
+  };
+  await startApi();
+  worker = await startWorker('w1');
+}, 300_000);
+
+afterAll(async () => {
+  await Promise.all([api?.stop(), worker?.stop()]);
+  await mongo?.close();
+});
+
+describe('statistics jobs', () => {
+  test.each([0, 1, 2, 3, 4, 5])('operationtype %i: values equal numpy + shapely over the same files, in date order', async (op) => {
+    const res = await runJob(request(op), op % 2 ? 'POST' : 'GET');
+    expect(res.data_status).toBe(200);
+    expect(res.progress_seen[res.progress_seen.length - 1]).toBe(100);
+    const ref = res.reference!;
+    expect(ref.length).toBe(21);
+    expect(res.data.data.map((d) => [d.date, d.epochTime])).toEqual(ref.map((r) => [r.date, r.epochTime]));
+    res.data.data.forEach((d, i) => {
+      const got = (d.value as Record<string, number>)[ref[i].key];
+      expect(Math.abs(got - ref[i].value)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(ref[i].value)));
+      expect(d.workid).toMatch(/^[0-9a-f-]{36}$/);
+    });
+    expect(ref[3].value).toBe(-9999);
+    const doc = await jobDoc(res.job);
+    expect(doc).toMatchObject({ status: 'Processing_Complete', progress: 100, is_errored: false, worker: 'w1@test' });
+    expect(doc!.request).toMatchObject({ datatype: 0, operationtype: op, begintime: '12/20/2019', endtime: '01/10/2020', from_ui: false });
+    expect(doc!.attempts).toHaveLength(1);
+    // The truncated file and the all-missing day are warnings, not errors.
+    expect(doc!.warnings.some((w) => w.includes('20200110'))).toBe(true);
+    expect(doc!.warnings.some((w) => w.includes('-9999'))).toBe(true);
+    expect(doc!.errors).toEqual([]);
+  }, 150_000);
+
+  test('JSONP: callback wraps the progress and the data answers', async () => {
+    const res = await runJob(request(5));
+    const progress = await fetch(`${base}/api/getDataRequestProgress/?id=${res.job}&callback=cb`);
+    expect(progress.headers.get('content-type')).toContain('application/javascript');
+    expect(await progress.text()).toBe('cb([100])');
+    const data = await fetch(`${base}/chirps/getDataFromRequest?id=${res.job}&callback=my.cb`);
+    const text = await data.text();
+    expect(text.startsWith('my.cb({"data":[')).toBe(true);
+    expect(JSON.parse(text.slice(6, -1))).toEqual(res.data);
+  }, 120_000);
+});
+
+describe('downloads', () => {
+  test('operationtype 6: a zip of GeoTIFFs, one per step, EPSG:4326 with nodata, equal to the clipped grids', async () => {
+    const res = await runJob(request(6));
+    expect(res.file_status).toBe(200);
+    expect(res.file_type).toBe('application/zip');
+    const dl = res.download!;
+    expect(dl.names).toHaveLength(21);
+    expect(dl.names[0]).toBe('20191220.tif');
+    expect(dl.crs).toEqual(['EPSG:4326']);
+    expect(dl.nodata).toEqual([-9999]);
+    expect(dl.steps).toBe(21);
+    expect(dl.valid_cells).toBeGreaterThan(21 * 50);
+    expect(dl.nan_mismatch).toBe(0);
+    expect(dl.max_abs_diff).toBeLessThan(1e-5);
+  }, 150_000);
+
+  test('operationtype 7: one NetCDF4 file that xarray opens, time axis in order, equal values', async () => {
+    const res = await runJob(request(7), 'POST');
+    const dl = res.download!;
+    expect(dl.names).toEqual([`${res.job}.nc`]);
+    expect(dl.times).toHaveLength(21);
+    expect((dl.times as string[])[0]).toBe('2019-12-20');
+    expect(dl.nan_mismatch).toBe(0);
+    expect(dl.max_abs_diff).toBeLessThan(1e-5);
+  }, 150_000);
+
+  test('operationtype 8: a CSV with one row per cell in the area that has data', async () => {
+    const res = await runJob(request(8));
+    const dl = res.download!;
+    expect(dl.rows).toBe(dl.expected_rows);
+    expect(dl.rows).toBeGreaterThan(0);
+    expect(dl.steps).toBe(20); // the all-missing day has no rows
+  }, 150_000);
+});
+
+describe('validation', () => {
+  const cases: [string, Record<string, string>, string][] = [
+    ['unknown datatype', { datatype: '42' }, 'datatype'],
+    ['datatype not a number', { datatype: 'chirps' }, 'datatype'],
+    ['unknown operation', { operationtype: '9' }, 'operationtype'],
+    ['bad date', { begintime: '2020-01-01' }, 'begintime'],
+    ['impossible date', { endtime: '02/30/2020' }, 'endtime'],
+    ['begin after end', { begintime: '02/01/2020', endtime: '01/01/2020' }, 'endtime'],
+    ['range over the limit', { begintime: '01/01/2010', endtime: '01/01/2020' }, 'endtime'],
+    ['interval type', { intervaltype: '1' }, 'intervaltype'],
+    ['geometry not JSON', { geometry: '{nope' }, 'geometry'],
+    ['geometry a point', { geometry: '{"type":"Point","coordinates":[1,2]}' }, 'geometry'],
+    ['ring not closed', { geometry: '{"type":"Polygon","coordinates":[[[30,1],[31,1],[31,2],[30,2]]]}' }, 'geometry'],
+    ['self-intersecting', { geometry: '{"type":"Polygon","coordinates":[[[30,1],[32,3],[32,1],[30,3],[30,1]]]}' }, 'geometry'],
+    ['area over the limit', { geometry: '{"type":"Polygon","coordinates":[[[0,0],[20,0],[20,20],[0,20],[0,0]]]}' }, 'geometry'],
+    ['bad callback', { callback: 'alert(1)' }, 'callback'],
+  ];
+
+  test.each(cases)('%s: 400 naming the parameter, nothing logged or enqueued', async (_what, override, parameter) => {
+    const before = await db.collection('climate_jobs').countDocuments();
+    const params = new URLSearchParams(request(5, override));
+    const res = await fetch(`${base}/api/submitDataRequest/?${params}`);
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { errorMsg: string; parameter: string };
+    expect(body.parameter).toBe(parameter);
+    expect(body.errorMsg.startsWith(`${parameter}:`)).toBe(true);
+    expect(await db.collection('climate_jobs').countDocuments()).toBe(before);
+  });
+
+  test('a missing parameter, over a POSTed form', async () => {
+    const params = request(5);
+    delete (params as Partial<typeof params>).geometry;
+    const res = await fetch(`${base}/api/submitDataRequest/`, { method: 'POST', body: new URLSearchParams(params) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ parameter: 'geometry', errorMsg: 'geometry: is required' });
+  });
+
+  test('unknown datatype lists the known ids', async () => {
+    const res = await fetch(`${base}/api/submitDataRequest/?${new URLSearchParams(request(5, { datatype: '7' }))}`);
+    expect(((await res.json()) as { errorMsg: string }).errorMsg).toContain('known: 0, 1');
+  });
+
+  test('ids: malformed is a 400, unknown is progress -1 and a 404 for the data', async () => {
+    expect((await fetch(`${base}/api/getDataRequestProgress/?id=abc`)).status).toBe(400);
+    expect((await fetch(`${base}/api/getDataRequestProgress/`)).status).toBe(400);
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    expect(await (await fetch(`${base}/api/getDataRequestProgress/?id=${unknown}`)).json()).toEqual([-1]);
+    expect((await fetch(`${base}/api/getDataFromRequest/?id=${unknown}`)).status).toBe(404);
+    expect((await fetch(`${base}/api/getFileForJobID/?id=${unknown}`)).status).toBe(404);
+  });
+});
+
+describe('a worker killed mid-job', () => {
+  test('the job finishes on another worker and its log says so', async () => {
+    const params = new URLSearchParams({ ...request(5), datatype: '1', begintime: '01/01/2018', endtime: '05/15/2019' });
+    const submitted = await fetch(`${base}/api/submitDataRequest/?${params}`);
+    const [uuid] = (await submitted.json()) as string[];
+    // Wait until w1 has written progress, then kill it without a chance to clean up.
+    const deadline = Date.now() + 120_000;
+    let doc = await jobDoc(uuid);
+    while (Date.now() < deadline && !(doc && doc.progress > 0 && doc.progress < 100)) {
+      await new Promise((r) => setTimeout(r, 100));
+      doc = await jobDoc(uuid);
+    }
+    if (!(doc && doc.status === 'In_Progress' && doc.worker === 'w1@test')) {
+      throw new Error(`job never seen running on w1: ${JSON.stringify(doc)}\nworker output:\n${worker.output().slice(-3000)}`);
+    }
+    const killed = worker;
+    killed.kill('SIGKILL');
+    await killed.exited;
+    // A worker killed in the middle of its restore sweep leaves kombu's `unacked_mutex` behind,
+    // and no worker restores anything until it expires (300 s, kombu's unacked_mutex_expire).
+    // That only delays the redelivery; this test is about the job log, so it clears the mutex.
+    const redis = new Redis(testRedisUrl(BROKER_DB));
+    await redis.del('unacked_mutex');
+    redis.disconnect();
+    worker = await startWorker('w2');
+    const end = Date.now() + 180_000;
+    while (Date.now() < end && (await jobDoc(uuid))?.status !== 'Processing_Complete') await new Promise((r) => setTimeout(r, 250));
+    const done = (await jobDoc(uuid))!;
+    if (done.status !== 'Processing_Complete') throw new Error(`job not finished after the kill: ${JSON.stringify(done)}\nw1 output:\n${killed.output().slice(-4000)}\nw2 output:\n${worker.output().slice(-4000)}`);
+    expect(done).toMatchObject({ status: 'Processing_Complete', progress: 100, is_errored: false, worker: 'w2@test' });
+    expect(done.attempts.map((a) => [a.attempt, a.worker, a.finished_at !== undefined])).toEqual([
+      [1, 'w1@test', false],
+      [2, 'w2@test', true],
+    ]);
+    expect(done.warnings.some((w) => w.startsWith('worker w1@test stopped during attempt 1'))).toBe(true);
+    const data = (await (await fetch(`${base}/api/getDataFromRequest/?id=${uuid}`)).json()) as RunResult['data'];
+    expect(data.data).toHaveLength(500);
+    expect(data.data[0].date).toBe('01/01/2018');
+  }, 400_000);
+});
