@@ -24,6 +24,8 @@ const common: Config = {
       processed_folder: './data/broker/processed',
       store_processed: false,
       unacked_restore_interval: 10,
+      // kombu's default: a restorer killed mid-sweep blocks other restorers this long at most.
+      unacked_mutex_expire: 300,
       // sentinel:// brokers (kombu's names): the monitored master's name, the Sentinels' own auth.
       master_name: '',
       sentinel_kwargs: null,

@@ -26,6 +26,8 @@ export interface BrokerTransportOptions {
   store_processed: boolean;
   /** Seconds between scans that restore unacked messages whose visibility timeout passed. */
   unacked_restore_interval: number;
+  /** Seconds `unacked_mutex` lives when the worker holding it dies mid-sweep (kombu's unacked_mutex_expire). */
+  unacked_mutex_expire: number;
   /** sentinel:// brokers: the name Sentinel monitors the master under (kombu's master_name). */
   master_name: string;
   /** sentinel:// brokers: the Sentinels' own credentials ({password, username}), as kombu's sentinel_kwargs. */

@@ -71,7 +71,7 @@ async function startApi(): Promise<void> {
 }
 
 const startWorker = (name: string): Promise<ProcessHandle> =>
-  startCeleriacWorker({ brokerUrl: testRedisUrl(BROKER_DB), hostname: `${name}@test`, concurrency: 2, app: 'workers/tasks/climateJobs.ts', env, timeoutMs: 60_000 });
+  startCeleriacWorker({ brokerUrl: testRedisUrl(BROKER_DB), hostname: `${name}@test`, concurrency: 2, app: 'workers/tasks/climateJobs.ts', env: { ...env, CELERIAC_UNACKED_MUTEX_EXPIRE: '3' }, timeoutMs: 60_000 });
 
 beforeAll(async () => {
   dir = testTmpDir('climate-jobs');
@@ -251,11 +251,8 @@ describe('a worker killed mid-job', () => {
     killed.kill('SIGKILL');
     await killed.exited;
     // A worker killed in the middle of its restore sweep leaves kombu's `unacked_mutex` behind,
-    // and no worker restores anything until it expires (300 s, kombu's unacked_mutex_expire).
-    // That only delays the redelivery; this test is about the job log, so it clears the mutex.
-    const redis = new Redis(testRedisUrl(BROKER_DB));
-    await redis.del('unacked_mutex');
-    redis.disconnect();
+    // and no worker restores anything until it expires: the workers here set
+    // unacked_mutex_expire to 3 s (kombu's default, 300 s, would only delay the redelivery).
     worker = await startWorker('w2');
     const end = Date.now() + 180_000;
     while (Date.now() < end && (await jobDoc(uuid))?.status !== 'Processing_Complete') await new Promise((r) => setTimeout(r, 250));

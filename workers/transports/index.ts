@@ -44,6 +44,7 @@ export function createTransport(
         ssl,
         visibilityTimeout: num(options.visibility_timeout),
         restoreInterval: num(options.unacked_restore_interval),
+        unackedMutexExpire: num(options.unacked_mutex_expire),
         globalKeyprefix: options.global_keyprefix === undefined ? undefined : String(options.global_keyprefix),
         sep: options.sep === undefined ? undefined : String(options.sep),
         prioritySteps: Array.isArray(options.priority_steps) ? options.priority_steps.map(Number) : undefined,

@@ -42,6 +42,8 @@ export interface RedisTransportOptions extends Partial<RedisKeyOptions> {
   visibilityTimeout?: number;
   /** Seconds between sweeps for expired unacked messages (kombu: unacked_restore_interval). */
   restoreInterval?: number;
+  /** Seconds the restore mutex outlives a holder that died mid-sweep (kombu: unacked_mutex_expire, 300). */
+  unackedMutexExpire?: number;
   /** BRPOP timeout in seconds while the queues are empty. */
   pollTimeout?: number;
   logger?: RedisLogger & { error(msg: string): void };
@@ -393,7 +395,7 @@ export class RedisTransport implements Transport {
   /** kombu's QoS.restore_visible: give back messages unacked for longer than visibility_timeout. */
   async restoreVisible(limit = 1000): Promise<number> {
     const token = `${process.pid}-${Math.random()}`;
-    const got = await this.client.set(this.keys.unackedMutex, token, 'EX', 300, 'NX');
+    const got = await this.client.set(this.keys.unackedMutex, token, 'EX', Math.max(1, Math.round(this.opts.unackedMutexExpire ?? 300)), 'NX');
     if (got !== 'OK') return 0;
     let restored = 0;
     try {
