@@ -29,6 +29,7 @@ import { runRedis, stopRedis, type BenchOutcome, type RedisMode } from './redis'
 import { runAmqp, stopAmqp, type AmqpMode } from './amqp';
 import { fmt, peersReport, renderTable } from './peers';
 import { POOLS_HELP, POOLS_OPTIONS, runPools, stopPools } from './pools';
+import { CLIMATE_HELP, CLIMATE_OPTIONS, runClimate, stopClimate } from './climate';
 
 const { values: flags } = parseArgs({
   options: {
@@ -54,6 +55,7 @@ const { values: flags } = parseArgs({
     'celeriac-node-arg': { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', default: false },
     ...POOLS_OPTIONS,
+    ...CLIMATE_OPTIONS,
   },
   strict: true,
 });
@@ -62,7 +64,7 @@ if (flags.help) {
   process.stdout.write(
     [
       'npm run bench -- [options]',
-      '  --suite S                 brokers (the no-op broker bench below) or pools (CPU-bound tasks per pool) (brokers)',
+      '  --suite S                 brokers (the no-op broker bench below), pools (CPU-bound tasks per pool) or climate (NetCDF area statistics) (brokers)',
       '  --broker B                redis, amqp or all (all)',
       '  --n N                     tasks per drain (20000)',
       '  --latency N               sequential round trips per worker (500; 0 = skip)',
@@ -83,6 +85,7 @@ if (flags.help) {
       '  --celerynode-nodelay      celery-node with TCP_NODELAY (its conf; amqplib 0.8 leaves Nagle on by default)',
       '  --celerynode-amqp-n N     tasks per celery-node drain on AMQP, at most --n (2000: it runs at tens of tasks/s there)',
       ...POOLS_HELP,
+      ...CLIMATE_HELP,
       '',
     ].join('\n'),
   );
@@ -90,8 +93,8 @@ if (flags.help) {
 }
 
 const SUITE = flags.suite;
-if (SUITE !== 'brokers' && SUITE !== 'pools') {
-  process.stderr.write(`--suite: expected brokers or pools, got ${JSON.stringify(SUITE)}\n`);
+if (SUITE !== 'brokers' && SUITE !== 'pools' && SUITE !== 'climate') {
+  process.stderr.write(`--suite: expected brokers, pools or climate, got ${JSON.stringify(SUITE)}\n`);
   process.exit(2);
 }
 const BROKER = flags.broker;
@@ -135,6 +138,7 @@ function cleanup(graceMs = 15_000): Promise<void> {
     await stopRedis().catch(() => undefined);
     await stopAmqp().catch(() => undefined);
     await stopPools().catch(() => undefined);
+    await stopClimate().catch(() => undefined);
     for (const s of [...rabbitStoppers]) await s().catch(() => undefined);
     for (const p of [...live]) await stop(p, 2_000);
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
@@ -252,6 +256,10 @@ async function main(): Promise<void> {
   tempDir = mkdtempSync(join(tmpdir(), 'celeriac-bench-'));
   if (SUITE === 'pools') {
     process.stdout.write(await runPools(flags, { python, venvBin, tempDir, code }));
+    return;
+  }
+  if (SUITE === 'climate') {
+    process.stdout.write(await runClimate(flags, { python, tempDir, code }));
     return;
   }
   const common = {
