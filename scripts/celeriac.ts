@@ -5,6 +5,8 @@
  */
 import { buildProgram, runProgram } from '../workers';
 import { rqWorkerMode } from '../workers/rq';
+import { addCurationCommands } from './curation';
 
 const program = buildProgram({ workerModes: [rqWorkerMode] });
+addCurationCommands(program);
 runProgram(program);

@@ -237,6 +237,19 @@ export class AmqpTransport implements Transport {
     }
   }
 
+  /** queue.purge on a channel of its own (a missing queue closes the channel it is asked on). */
+  async purgeQueue(queue: string): Promise<number> {
+    await this.ready;
+    if (!this.model) throw new Error('amqp transport is not connected');
+    const ch = await this.model.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      return (await ch.purgeQueue(queue)).messageCount;
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
   private toDelivery(msg: ConsumeMessage, queue: string, generation: number): AmqpDelivery {
     const p = msg.properties;
     const message: BrokerMessage = {
