@@ -3,7 +3,8 @@
  * interop tests against Python producers and for crash tests (kill -9 a real process).
  *
  *   startCeleriacWorker(opts): Promise<ProcessHandle>   resolves once it logs `ready.`
- *   celeriacCli(args, env?): Promise<{stdout, stderr, code}>   one-shot CLI run (e.g. `call`)
+ *   celeriacCli(args, env?, { input?, entry? }): Promise<{stdout, stderr, code}>   one-shot CLI run
+ *     (e.g. `call`; entry 'composed' runs scripts/celeriac.ts, with the domain commands)
  */
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -50,14 +51,23 @@ export async function startCeleriacWorker(opts: CeleriacWorkerOptions): Promise<
   return handle;
 }
 
-export function celeriacCli(args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
+export interface CliRunOptions {
+  /** Standard input for the command (closed right away when absent). */
+  input?: string;
+  /** 'composed': scripts/celeriac.ts (the bin, with the domain commands) instead of the runtime's program. */
+  entry?: 'runtime' | 'composed';
+}
+
+export function celeriacCli(args: string[], env: Record<string, string> = {}, opts: CliRunOptions = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  const entry = opts.entry === 'composed' ? path.join(PROJECT_ROOT, 'scripts', 'celeriac.ts') : CLI;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'tsx/cjs', CLI, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
+    const child = spawn(process.execPath, ['-r', 'tsx/cjs', entry, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ stdout, stderr, code }));
+    child.stdin.end(opts.input ?? '');
   });
 }

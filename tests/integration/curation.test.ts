@@ -7,11 +7,10 @@
  * rest has run, xarray opens the store and every value equals the regridded file's at its time.
  * Redis db 93 (broker).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { startCeleriacWorker } from '../helpers/celeriacWorker';
-import { INTEROP_DIR, PROJECT_ROOT, testRedisUrl, testTmpDir } from '../helpers/env';
+import { celeriacCli, startCeleriacWorker } from '../helpers/celeriacWorker';
+import { INTEROP_DIR, testRedisUrl, testTmpDir } from '../helpers/env';
 import { waitFor } from '../helpers/faults';
 import type { ProcessHandle } from '../helpers/processes';
 import { runPyJson } from '../helpers/python';
@@ -51,17 +50,8 @@ function py(args: string[]): string {
 }
 
 /** One `celeriac` command (scripts/celeriac.ts, the composition root), optional stdin. */
-function cli(args: string[], input?: string): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'tsx/cjs', path.join(PROJECT_ROOT, 'scripts', 'celeriac.ts'), ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...ENV } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ stdout, stderr, code }));
-    child.stdin.end(input ?? '');
-  });
+function cli(args: string[], input?: string) {
+  return celeriacCli(args, ENV, { input, entry: 'composed' });
 }
 
 async function ok(args: string[], input?: string): Promise<string> {
