@@ -37,7 +37,8 @@ interface Manifest {
   nc4: string[];
   corrupt: string[];
   classic: string[];
-  multistep: string;
+  /** The same three steps: [NetCDF4, classic CDF-1 with a record dimension]. */
+  multistep: string[];
   geometry: AreaGeometry;
 }
 
@@ -179,10 +180,14 @@ describe('statistics equal netCDF4 + numpy + shapely', () => {
     expect(ref.every((r) => r.validCells > 0 && r.validCells < r.cells)).toBe(true);
   });
 
-  test('a file with three time steps (CF hours since …)', async () => {
-    const files = dated([data.multistep]);
+  test.each([
+    ['NetCDF4', 0],
+    ['classic CDF-1, record dimension with two interleaved record variables', 1],
+  ])('a file with three time steps (CF hours since …): %s', async (_kind, index) => {
+    const files = [{ path: data.multistep[index], date: '2020-01-10T00:00:00.000Z' }];
     const ref = await compareAll(files, 'precipitation');
     expect(ref.map((r) => r.date)).toEqual(['2020-01-10T00:00:00.000Z', '2020-01-11T00:00:00.000Z', '2020-01-12T00:00:00.000Z']);
+    expect(new Set(ref.map((r) => r.stats.avg)).size).toBe(3);
     const masks = new MaskCache(data.geometry);
     const inRange = await fileAreaValues(files[0], 'precipitation', masks, 5, { begin: '2020-01-11', end: '2020-01-11' });
     expect(inRange.values.map((v) => v.date)).toEqual(['2020-01-11T00:00:00.000Z']);

@@ -85,3 +85,18 @@ test('the job API way: plan in the caller, chord with known chunk ids, every chu
   expectMatchesReference((await result.get({ timeout: 150 })) as AreaValues);
   for (const id of chunkIds) expect(await (await app.asyncResult(id)).state()).toBe('SUCCESS');
 });
+
+test('a malformed request fails with a ValueError naming the field; nothing is read', async () => {
+  const send = (bad: Record<string, unknown>) =>
+    pyClient<{ state: string; exc_type: string | null; exc_message: string | null }>(
+      { op: 'send', task: 'climate.area_request', kwargs: { request: { ...request, ...bad } }, wait: true, timeout: 60 },
+      { env, timeoutMs: 90_000 },
+    );
+  const badOperation = await send({ operation: 6 });
+  expect(badOperation).toMatchObject({ state: 'FAILURE', exc_type: 'ValueError' });
+  expect(badOperation.exc_message).toMatch(/^request\.operation: expected an operationtype 0-5/);
+  const badGeometry = await send({ geometry: { type: 'Point', coordinates: [1, 2] } });
+  expect(badGeometry.exc_message).toMatch(/^request\.geometry: expected a GeoJSON Polygon or MultiPolygon/);
+  const badDates = await send({ begin: '2020-02-01', end: '2020-01-01' });
+  expect(badDates.exc_message).toMatch(/^request\.begin: 2020-02-01 is after end 2020-01-01/);
+});

@@ -12,7 +12,8 @@ Data sets written by the real netCDF4 library:
 - `classic/`: classic CDF-2 (64-bit offset), int16 packed (scale_factor 0.1, add_offset 5),
   _FillValue and missing_value, latitude descending, longitude 0..360 (a bbox crossing 0° cuts
   it in two), names `chirp_YYYY.MM.DD.nc`.
-- `multistep/`: one NetCDF4 file with three daily steps and CF time units.
+- `multistep/`: three daily steps with CF time units in one file, NetCDF4 and classic CDF-1
+  (record dimension, two interleaved record variables).
 The geometry is a MultiPolygon with a hole, crossing the prime meridian, with vertices off the
 cell-centre lattice so no centre lies on an edge.
 """
@@ -47,6 +48,18 @@ def rain(rng, shape_, fill_fraction):
     return data, missing
 
 
+def define_grid(ds, steps, lats, lons, units=True):
+    """Dimensions time/lat/lon and the lat/lon coordinates (units, or only the names, to find them)."""
+    ds.createDimension("time", steps)
+    ds.createDimension("lat", len(lats))
+    ds.createDimension("lon", len(lons))
+    for name, values, unit in (("lat", lats, "degrees_north"), ("lon", lons, "degrees_east")):
+        var = ds.createVariable(name, "f8", (name,))
+        if units:
+            var.units = unit
+        var[:] = values
+
+
 def write_nc4(folder, rng):
     os.makedirs(folder, exist_ok=True)
     lats = np.arange(-8 + 0.125, 8, 0.25)  # ascending
@@ -55,18 +68,10 @@ def write_nc4(folder, rng):
     for i, day in enumerate(NC4_DAYS):
         path = os.path.join(folder, f"ucsb-chirps.{day:%Y%m%dT%H%M%SZ}.africa.0.25deg.daily.nc4")
         with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
-            ds.createDimension("time", 1)
-            ds.createDimension("lat", len(lats))
-            ds.createDimension("lon", len(lons))
+            define_grid(ds, 1, lats, lons)
             t = ds.createVariable("time", "f8", ("time",))
             t.units = "days since 1980-01-01 00:00:00"
             t[:] = [(day - datetime(1980, 1, 1, tzinfo=timezone.utc)).days]
-            la = ds.createVariable("lat", "f8", ("lat",))
-            la.units = "degrees_north"
-            la[:] = lats
-            lo = ds.createVariable("lon", "f8", ("lon",))
-            lo.units = "degrees_east"
-            lo[:] = lons
             v = ds.createVariable("precipitation", "f4", ("time", "lat", "lon"), zlib=True, fill_value=-9999.0)
             v.units = "mm/day"
             data, missing = rain(rng, (1, len(lats), len(lons)), 0.1)
@@ -109,24 +114,26 @@ def write_classic(folder, rng):
 
 
 def write_multistep(folder, rng):
+    """The same three daily steps as NetCDF4 and as classic CDF-1, where time is the record
+    (unlimited) dimension and two record variables interleave record by record."""
     os.makedirs(folder, exist_ok=True)
     lats = np.arange(-8 + 0.125, 8, 0.25)
     lons = np.arange(-10 + 0.125, 20, 0.25)
-    path = os.path.join(folder, "imerg.20200110T000000Z.3day.nc4")
-    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
-        ds.createDimension("time", 3)
-        ds.createDimension("lat", len(lats))
-        ds.createDimension("lon", len(lons))
-        t = ds.createVariable("time", "i4", ("time",))
-        t.units = "hours since 2020-01-10 00:00:00"
-        t.calendar = "standard"
-        t[:] = [0, 24, 48]
-        ds.createVariable("lat", "f8", ("lat",))[:] = lats
-        ds.createVariable("lon", "f8", ("lon",))[:] = lons
-        v = ds.createVariable("precipitation", "f4", ("time", "lat", "lon"), zlib=True, fill_value=np.float32(-9999.9))
-        data, missing = rain(rng, (3, len(lats), len(lons)), 0.2)
-        v[:] = np.ma.masked_array(data.astype("f4"), mask=missing)
-    return path
+    data, missing = rain(rng, (3, len(lats), len(lons)), 0.2)
+    paths = []
+    for name, fmt in (("imerg.20200110T000000Z.3day.nc4", "NETCDF4"), ("imerg.20200110T000000Z.3day.classic.nc4", "NETCDF3_CLASSIC")):
+        path = os.path.join(folder, name)
+        classic = fmt != "NETCDF4"
+        with netCDF4.Dataset(path, "w", format=fmt) as ds:
+            define_grid(ds, None if classic else 3, lats, lons, units=False)
+            t = ds.createVariable("time", "i4", ("time",))
+            t.units = "hours since 2020-01-10 00:00:00"
+            t.calendar = "standard"
+            t[:] = [0, 24, 48]
+            v = ds.createVariable("precipitation", "f4", ("time", "lat", "lon"), zlib=not classic, fill_value=np.float32(-9999.9))
+            v[:] = np.ma.masked_array(data.astype("f4"), mask=missing)
+        paths.append(path)
+    return paths
 
 
 def generate(root):

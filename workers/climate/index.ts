@@ -24,3 +24,4 @@ export { planAreaRequest, areaValuesChord, AREA_VALUES_TASK, MERGE_AREA_VALUES_T
 export { normaliseLon } from './grid';
 export { stepDates, decodeTimes } from './timeAxis';
 export { inDays, dayStart } from './dates';
+export { checkAreaRequest, checkAreaChunk, checkGeometry } from './validate';

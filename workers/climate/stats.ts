@@ -59,5 +59,7 @@ export function areaStatistic(values: Float64Array, mask: CellMask, operation: S
       return { value: sum, validCells: n };
     case 5:
       return { value: sum / n, validCells: n };
+    default:
+      throw new Error(`operationtype ${String(operation)} is not a statistic (0-5)`);
   }
 }

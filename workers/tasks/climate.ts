@@ -11,7 +11,8 @@
  * - `climate.merge_area_values(parts: AreaValues[]) → AreaValues` — the chord body.
  *
  * The work is CPU-bound: run the worker with `-P processes` or `-P threads` so chunks run in
- * parallel. Bad files never fail a task: they come back as warnings.
+ * parallel. Bad files never fail a task: they come back as warnings. A malformed request or chunk
+ * (a field missing or of the wrong kind) fails it with a ValueError naming the field.
  */
 import type { Celeriac } from '../index';
 import {
@@ -19,6 +20,8 @@ import {
   AREA_VALUES_TASK,
   MERGE_AREA_VALUES_TASK,
   areaValuesChord,
+  checkAreaChunk,
+  checkAreaRequest,
   fileAreaValues,
   mergeAreaValues,
   planAreaRequest,
@@ -30,7 +33,8 @@ import {
 } from '../climate';
 
 /** Values of a chunk's files; the process-wide MaskCache computes each grid's mask once per request. */
-export async function areaValuesOfChunk(chunk: AreaChunk): Promise<AreaValues> {
+export async function areaValuesOfChunk(input: AreaChunk): Promise<AreaValues> {
+  const chunk = checkAreaChunk(input);
   const masks = sharedMaskCache(chunk.geometry);
   const parts: AreaValues[] = [{ values: [], warnings: chunk.notes ?? [] }];
   for (const file of chunk.files) parts.push(await fileAreaValues(file, chunk.variable, masks, chunk.operation, { begin: chunk.begin, end: chunk.end }));
@@ -50,7 +54,7 @@ export function register(app: Celeriac) {
     areaRequest: app.task(
       AREA_REQUEST_TASK,
       async function (request: AreaRequest): Promise<AreaValues> {
-        const plan = await planAreaRequest(request);
+        const plan = await planAreaRequest(checkAreaRequest(request));
         if (plan.chunks.length === 0) return { values: [], warnings: plan.warnings };
         const { canvas, chunkIds } = areaValuesChord(plan);
         await this.updateState('PROGRESS', { chunk_ids: chunkIds, file_count: plan.fileCount, years: plan.years, warnings: plan.warnings });

@@ -130,11 +130,14 @@ export class ClassicReader implements NcReader {
     if (total === 0) return out;
     if (spans.length === 0) return this.readRun(raw, type, 0, 1, out, 0);
     const last = spans.length - 1;
-    const runLength = spans[last].count;
+    // Values along the last dimension are contiguous, except in a 1-D record variable: there the
+    // only dimension is the record one, and each record sits a record step apart.
+    const contiguousLast = !(raw.record && spans.length === 1);
+    const runLength = contiguousLast ? spans[last].count : 1;
     const index = spans.map((s) => s.start);
     for (let written = 0; written < total; written += runLength) {
       this.readRun(raw, type, this.elementOffset(raw, shape, index), runLength, out, written);
-      for (let d = last - 1; d >= 0; d--) {
+      for (let d = contiguousLast ? last - 1 : last; d >= 0; d--) {
         if (++index[d] < spans[d].start + spans[d].count) break;
         index[d] = spans[d].start;
       }
