@@ -3,9 +3,10 @@
  * The file is read one store chunk at a time (never a whole variable), and each chunk's slab is
  * written with one zarrita `set`; a file whose steps fill whole chunks never reads the store.
  */
+import { endianness } from 'node:os';
 import { decodeTimes, decodeValues, openNetcdf, variableEncoding, type NcVariable } from '../climate';
 import { timeIndex, type CurationSettings, type StoreVariable } from './settings';
-import { arrayShape, loadZarrita, openVariable } from './store';
+import { arrayShape, loadZarrita, openVariable, writeWholeChunk } from './store';
 
 export interface CuratedVariable {
   name: string;
@@ -48,6 +49,20 @@ export function chunkRuns(indices: number[], timeChunk: number): [number, number
   return runs;
 }
 
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** A whole time chunk: one chunk file, or one per level (the level's rows gathered from the slab). */
+async function writeChunks(settings: CurationSettings, target: StoreVariable, chunk: number, data: Float32Array, count: number, cell: number): Promise<void> {
+  const zeros = settings.grid.map(() => 0);
+  if (!target.levels) return writeWholeChunk(settings, target.name, [chunk, ...zeros], data);
+  const grid = cell / settings.levels;
+  for (let level = 0; level < settings.levels; level++) {
+    const part = new Float32Array(count * grid);
+    for (let k = 0; k < count; k++) part.set(data.subarray(k * cell + level * grid, k * cell + (level + 1) * grid), k * grid);
+    await writeWholeChunk(settings, target.name, [chunk, level, ...zeros], part);
+  }
+}
+
 export async function curateFile(path: string, settings: CurationSettings): Promise<CurateResult> {
   const { zarr } = await loadZarrita();
   const reader = await openNetcdf(path);
@@ -69,13 +84,19 @@ export async function curateFile(path: string, settings: CurationSettings): Prom
       }
       const arr = await openVariable(settings, target.name);
       const encoding = variableEncoding(v);
+      const plain = encoding.scale === 1 && encoding.offset === 0 && encoding.missing.length === 0;
       const cell = inner.reduce((a, b) => a * b, 1);
       const strides = inner.map((_, i) => inner.slice(i + 1).reduce((a, b) => a * b, 1));
       for (const [fileStart, count, storeStart] of chunkRuns(indices, settings.timeChunk)) {
         const stored = reader.readSlab(v.name, [{ start: fileStart, count }, ...inner.map((n) => ({ start: 0, count: n }))]);
-        const data = Float32Array.from(decodeValues(stored, encoding));
-        await zarr.set(arr, [zarr.slice(storeStart, storeStart + count), ...inner.map(() => null)], { data, shape: [count, ...inner], stride: [cell, ...strides] });
+        // The typed-array constructor converts natively; an unpacked variable without fill values needs no decoding (NaN stays NaN).
+        const data = new Float32Array(plain ? stored : decodeValues(stored, encoding));
         result.bytes += data.byteLength;
+        if (count === settings.timeChunk && storeStart % count === 0 && LITTLE_ENDIAN) {
+          await writeChunks(settings, target, storeStart / count, data, count, cell);
+          continue;
+        }
+        await zarr.set(arr, [zarr.slice(storeStart, storeStart + count), ...inner.map(() => null)], { data, shape: [count, ...inner], stride: [cell, ...strides] });
       }
       result.variables.push({ name: target.name, source: v.name, steps: indices.length, first: Math.min(...indices), last: Math.max(...indices) });
     }

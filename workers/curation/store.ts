@@ -120,6 +120,17 @@ export async function openVariable(settings: CurationSettings, name: string): Pr
 }
 
 /**
+ * Write one whole chunk's values (time chunk `chunk`, level `level` for level variables) as the
+ * store's codec chain encodes them — a single `bytes` codec, little endian — without zarrita's
+ * element-by-element copy (5x faster for a day of a 0.25° grid). Callers check the host is
+ * little endian; anything else goes through zarrita's `set`.
+ */
+export async function writeWholeChunk(settings: CurationSettings, name: string, key: number[], data: Float32Array): Promise<void> {
+  const store = await atomicStore(settings.zarr);
+  await store.set(`/${name}/c/${key.join('/')}`, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+/**
  * True when every chunk holding time indices first..last of a variable has been written
  * (chunk files exist: they appear only whole, see atomicStore). Reads no data.
  */
