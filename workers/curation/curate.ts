@@ -90,7 +90,7 @@ export async function curateFile(path: string, settings: CurationSettings): Prom
       for (const [fileStart, count, storeStart] of chunkRuns(indices, settings.timeChunk)) {
         const stored = reader.readSlab(v.name, [{ start: fileStart, count }, ...inner.map((n) => ({ start: 0, count: n }))]);
         // The typed-array constructor converts natively; an unpacked variable without fill values needs no decoding (NaN stays NaN).
-        const data = new Float32Array(plain ? stored : decodeValues(stored, encoding));
+        const data = plain ? new Float32Array(stored) : decodeValues(stored, encoding, new Float32Array(stored.length));
         result.bytes += data.byteLength;
         if (count === settings.timeChunk && storeStart % count === 0 && LITTLE_ENDIAN) {
           await writeChunks(settings, target, storeStart / count, data, count, cell);
