@@ -5,10 +5,14 @@
  * climate.curate (zarrita). One worker is killed with -9 right after the first file is curated;
  * re-running enqueue-curate sends exactly the files Python finds missing in the store; after the
  * rest has run, xarray opens the store and every value equals the regridded file's at its time.
+ * Then bad input (failing regrid command, missing file, not NetCDF, off the time axis, no
+ * configured variable, wrong grid) fails with its reason, and files sharing a chunk are flagged.
  * Redis db 93 (broker).
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { loadConfig } from '../../workers';
+import { curateFile, curationSettings, planCurate, readIndex, regridFile } from '../../workers/curation';
 import { celeriacCli, startCeleriacWorker } from '../helpers/celeriacWorker';
 import { INTEROP_DIR, testRedisUrl, testTmpDir } from '../helpers/env';
 import { waitFor } from '../helpers/faults';
@@ -141,4 +145,24 @@ test('the whole chain: index, store, regrid, curate with a kill -9, resume, valu
   expect(Object.values(report.files).map((f) => [f.name, f.equal, f.steps])).toEqual(regridded.map((f) => [/_2t\./.test(f) ? '2t' : /_msl\./.test(f) ? 'msl' : 'tcwv', true, 4]));
   // The 2t files carry missing cells: NaN in the store where the source has none.
   expect(Object.values(report.files).filter((f) => f.name === '2t').every((f) => f.nan > 0)).toBe(true);
+});
+
+test('bad input fails the task with a clear reason and leaves nothing half-written', async () => {
+  const settings = curationSettings(loadConfig({ env: ENV }));
+  const bad = { ...settings, regridOutput: path.join(DIR, 'bad-regrid'), regridCommand: ['false', '{input}', '{output}'] };
+  await expect(regridFile(sources[0], bad)).rejects.toThrow(/false .* failed \(exit 1\)/);
+  expect(existsSync(bad.regridOutput) ? readdirSync(bad.regridOutput) : []).toEqual([]);
+  await expect(regridFile(path.join(SRC, 'missing.nc'), settings)).rejects.toThrow(/missing.nc: no such file/);
+
+  const text = path.join(DIR, 'not-netcdf.nc');
+  writeFileSync(text, 'hello');
+  await expect(curateFile(text, settings)).rejects.toThrow(/not a NetCDF file/);
+  await expect(curateFile(regridded[0], { ...settings, timeStartMs: Date.parse('2021-01-01T00:00:00Z') })).rejects.toThrow(/2020-01-01T00:00:00.000Z is not on the store's time axis/);
+  await expect(curateFile(regridded[0], { ...settings, variables: [{ name: 'tp', levels: false }] })).rejects.toThrow(/none of its variables/);
+  await expect(curateFile(regridded[0], { ...settings, grid: [19, 36] })).rejects.toThrow(/'VAR_2T' is 4x18x36 per file, the store's '2t' is time x 19x36/);
+
+  // Files that share a store chunk (8 steps, files of 4) are flagged when enqueued.
+  const plan = planCurate(await readIndex(ENV.CELERIAC_CURATION_INDEX), { ...settings, timeChunk: 8, zarr: path.join(DIR, 'empty.zarr') });
+  expect(plan.send).toHaveLength(7);
+  expect(plan.unaligned).toHaveLength(7);
 });
