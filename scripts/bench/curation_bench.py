@@ -16,29 +16,16 @@ LON = np.arange(0, 360, 1.0)
 
 
 def generate(folder, n):
-    import netCDF4
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "interop"))
+    from curation_data import write
 
     os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(0)
     for i in range(n):
         day = datetime(2020, 1, 1) + timedelta(days=i)
         path = os.path.join(folder, f"e5.oper.an.sfc.128_167_2t.ll025sc.{day:%Y%m%d}00_{day:%Y%m%d}23.nc")
-        if os.path.exists(path):
-            continue
-        with netCDF4.Dataset(path + ".tmp", "w", format="NETCDF4") as ds:
-            ds.createDimension("time", None)
-            ds.createDimension("latitude", LAT.size)
-            ds.createDimension("longitude", LON.size)
-            t = ds.createVariable("time", "f8", ("time",))
-            t.units = "hours since 1900-01-01 00:00:00"
-            t.calendar = "gregorian"
-            t[:] = (day - datetime(1900, 1, 1)).total_seconds() / 3600 + np.arange(24)
-            ds.createVariable("latitude", "f8", ("latitude",))[:] = LAT
-            ds.createVariable("longitude", "f8", ("longitude",))[:] = LON
-            v = ds.createVariable("VAR_2T", "f4", ("time", "latitude", "longitude"))
-            v.short_name = "2t"
-            v[:] = (250 + 40 * rng.random((24, LAT.size, LON.size))).astype("f4")
-        os.rename(path + ".tmp", path)
+        if not os.path.exists(path):
+            write(path + ".tmp", "VAR_2T", "2t", day, seed=i, fill=None, lat=LAT, lon=LON, steps=24, step_hours=1)
+            os.rename(path + ".tmp", path)
 
 
 if __name__ == "__main__":

@@ -24,37 +24,38 @@ LAT = np.arange(-90, 91, 10, dtype="f8")
 LON = np.arange(0, 360, 10, dtype="f8")
 
 
-def write(path, var, short, day, packed=False, seed=0, fill=False):
+def write(path, var, short, day, packed=False, seed=0, fill=False, lat=LAT, lon=LON, steps=4, step_hours=6):
+    """One file of `steps` steps from `day` 00:00 (also used by scripts/bench/curation_bench.py)."""
     rng = np.random.default_rng(seed)
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.createDimension("time", None)
-        ds.createDimension("latitude", LAT.size)
-        ds.createDimension("longitude", LON.size)
+        ds.createDimension("latitude", lat.size)
+        ds.createDimension("longitude", lon.size)
         t = ds.createVariable("time", "f8", ("time",))
         t.units = "hours since 1900-01-01 00:00:00"
         t.calendar = "gregorian"
         t.standard_name = "time"
         base = (day - datetime(1900, 1, 1)).total_seconds() / 3600
-        t[:] = base + np.arange(4) * 6
+        t[:] = base + np.arange(steps) * step_hours
         la = ds.createVariable("latitude", "f8", ("latitude",))
         la.units = "degrees_north"
         la.standard_name = "latitude"
-        la[:] = LAT
+        la[:] = lat
         lo = ds.createVariable("longitude", "f8", ("longitude",))
         lo.units = "degrees_east"
         lo.standard_name = "longitude"
-        lo[:] = LON
-        values = 250 + 40 * rng.random((4, LAT.size, LON.size))
+        lo[:] = lon
+        values = 250 + 40 * rng.random((steps, lat.size, lon.size))
         if packed:
             v = ds.createVariable(var, "i2", ("time", "latitude", "longitude"), fill_value=np.int16(-32767))
             v.scale_factor = 0.01
             v.add_offset = 270.0
         else:
-            v = ds.createVariable(var, "f4", ("time", "latitude", "longitude"), fill_value=np.float32(-9999.0), zlib=True)
+            v = ds.createVariable(var, "f4", ("time", "latitude", "longitude"), fill_value=None if fill is None else np.float32(-9999.0), zlib=fill is not None)
         if short:
             v.short_name = short
         v.units = "K"
-        if fill:
+        if fill:  # None: no _FillValue, uncompressed (the bench's plain float32 files)
             values = np.ma.masked_array(values, mask=np.zeros(values.shape, bool))
             values.mask[:, 0, :5] = True
         v[:] = values
