@@ -97,6 +97,23 @@ const common: Config = {
     api_port: 8095,
     job_lease_seconds: 60,
   },
+  // cBottle's ERA5 preparation: hourly 1940-2100, one day per chunk, ERA5 file names.
+  curation: {
+    index: 'index.csv',
+    file_pattern: String.raw`^e5\.oper\.an\.(?:sfc|pl)\.(?<table>\d+)_(?<param>\d+)_(?<name>\w+)\.ll025(?:sc|uv)\.(?<start>\d{10})_(?<end>\d{10})\.nc$`,
+    regrid_command: 'cdo -s remapbil,r360x180 {input} {output}',
+    regrid_output: './data/regridded',
+    zarr: './data/curated.zarr',
+    variables: ['2t', '10u', '10v', 'msl', 'tcwv'],
+    level_variables: [],
+    levels: 37,
+    grid: '180x360',
+    grid_dims: ['lat', 'lon'],
+    time_start: '1940-01-01T00:00:00Z',
+    time_end: '2100-01-01T00:00:00Z',
+    time_step_minutes: 60,
+    time_chunk: 24,
+  },
 };
 
 export default common;

@@ -144,12 +144,41 @@ export interface ClimateConfig {
   job_lease_seconds: number;
 }
 
+/** The regrid/curation pipeline (workers/curation): index, regrid command, zarr store layout. */
+export interface CurationConfig {
+  /** The index CSV (cBottle's columns: file, table, param, name, start_date, end_date). */
+  index: string;
+  /** Regex over a file's base name; named groups name, table, param, start, end (YYYYMMDDHH). */
+  file_pattern: string;
+  /** The regrid command, words split on spaces; {input} and {output} are replaced by the paths. */
+  regrid_command: string;
+  /** Folder of the regridded files (same base names as the originals). */
+  regrid_output: string;
+  /** The zarr v3 store (a folder). */
+  zarr: string;
+  /** Single-level variables: time × grid. */
+  variables: string[];
+  /** Pressure-level variables: time × levels × grid. */
+  level_variables: string[];
+  levels: number;
+  /** The regridded grid's shape, e.g. '180x360' (lat x lon) or '49152' (HEALPix cells). */
+  grid: string;
+  /** One name per grid dimension, e.g. ['lat', 'lon'] or ['cells']. */
+  grid_dims: string[];
+  /** The store's time axis: first instant (ISO, UTC), end instant (inclusive), step, chunk. */
+  time_start: string;
+  time_end: string;
+  time_step_minutes: number;
+  time_chunk: number;
+}
+
 export interface Config {
   celery: CeleryConfig;
   worker: WorkerConfig;
   log: LogConfig;
   mongo: MongoConfig;
   climate: ClimateConfig;
+  curation: CurationConfig;
 }
 
 /**

@@ -7,8 +7,10 @@ import { buildProgram, runProgram } from '../workers';
 import { rqFleetSource, rqWorkerMode } from '../workers/rq';
 import { addClimateApiCommand } from './climateApi';
 import { addJobsCommand } from './jobs';
+import { addCurationCommands } from './curation';
 
 const program = buildProgram({ workerModes: [rqWorkerMode], fleetSources: [rqFleetSource] });
 addClimateApiCommand(program);
 addJobsCommand(program);
+addCurationCommands(program);
 runProgram(program);

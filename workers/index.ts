@@ -47,3 +47,6 @@ export { loadTaskModule, resolveModule } from './app/loadTasks';
 export { projectRoot } from './cli/root';
 export { maskUrl } from './log/mask';
 export { serveMetrics, type MetricsServer } from './metrics/server';
+// For domain commands on the broker (workers/curation: `celeriac queues`, `purge`): app.transport()'s type.
+export type { Transport } from './transports/transport';
+export type { Config } from '../config/types';

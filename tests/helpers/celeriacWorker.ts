@@ -3,7 +3,8 @@
  * interop tests against Python producers and for crash tests (kill -9 a real process).
  *
  *   startCeleriacWorker(opts): Promise<ProcessHandle>   resolves once it logs `ready.`
- *   celeriacCli(args, env?, entry?): Promise<{stdout, stderr, code}>   one-shot CLI run (e.g. `call`); entry CELERIAC_PROGRAM for domain commands
+ *   celeriacCli(args, env?, { input?, entry? }): Promise<{stdout, stderr, code}>   one-shot CLI run
+ *     (e.g. `call`; the full `celeriac` command unless entry is 'runtime', the runtime's program alone)
  */
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -51,7 +52,15 @@ export async function startCeleriacWorker(opts: CeleriacWorkerOptions): Promise<
   return handle;
 }
 
-export function celeriacCli(args: string[], env: Record<string, string> = {}, entry: string = CLI): Promise<{ stdout: string; stderr: string; code: number | null }> {
+export interface CliRunOptions {
+  /** Standard input for the command (closed right away when absent). */
+  input?: string;
+  /** 'runtime': workers/cli/main.ts (the runtime's program alone) instead of the full command. */
+  entry?: 'runtime' | 'composed';
+}
+
+export function celeriacCli(args: string[], env: Record<string, string> = {}, opts: CliRunOptions = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  const entry = opts.entry === 'runtime' ? path.join(PROJECT_ROOT, 'workers', 'cli', 'main.ts') : CLI;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-r', 'tsx/cjs', entry, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
     let stdout = '';
@@ -60,8 +69,9 @@ export function celeriacCli(args: string[], env: Record<string, string> = {}, en
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ stdout, stderr, code }));
+    child.stdin.end(opts.input ?? '');
   });
 }
 
 /** The full `celeriac` program (scripts/celeriac.ts): the runtime's commands plus the domain's (`jobs`, `climate-api`). */
-export const CELERIAC_PROGRAM = path.join(PROJECT_ROOT, 'scripts', 'celeriac.ts');
+export const CELERIAC_PROGRAM = CLI;

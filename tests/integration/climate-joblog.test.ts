@@ -8,7 +8,7 @@ import { openMongo, type MongoConnection } from '../../workers';
 import { JobLog, type ClaimOutcome } from '../../workers/jobs/log';
 import type { JobRequest } from '../../workers/jobs/request';
 import { testMongoUrl } from '../helpers/env';
-import { celeriacCli, CELERIAC_PROGRAM } from '../helpers/celeriacWorker';
+import { celeriacCli } from '../helpers/celeriacWorker';
 
 const MONGO_DB = 'climate_joblog_test';
 const REQUEST: JobRequest = {
@@ -82,7 +82,7 @@ test('of eight workers racing for a job, exactly one claims it; after the lease,
   }
 }, 60_000);
 
-const cli = (args: string[], env: Record<string, string>): ReturnType<typeof celeriacCli> => celeriacCli(args, env, CELERIAC_PROGRAM);
+const cli = (args: string[], env: Record<string, string>): ReturnType<typeof celeriacCli> => celeriacCli(args, env);
 
 test('celeriac jobs list / show read the log; an unreachable MongoDB is a clear error', async () => {
   const log = new JobLog(mongo.db, 60_000);

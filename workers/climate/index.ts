@@ -22,6 +22,6 @@ export { DEFAULT_DATE_PATTERN, compileDatePattern, dateFromFileName, listDatedFi
 export { fileAreaValues, fileAreaGrids, mergeAreaValues, type AreaGrid, type StepRange } from './values';
 export { planAreaRequest, areaValuesChord, AREA_VALUES_TASK, MERGE_AREA_VALUES_TASK, AREA_REQUEST_TASK } from './plan';
 export { normaliseLon } from './grid';
-export { stepDates } from './timeAxis';
+export { stepDates, decodeTimes } from './timeAxis';
 export { inDays, dayStart } from './dates';
 export { checkAreaRequest, checkAreaChunk, checkGeometry } from './validate';

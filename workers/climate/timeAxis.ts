@@ -25,20 +25,32 @@ function referenceMs(text: string): number {
 }
 
 /**
+ * The instants (ms since the epoch) of every value of a time coordinate variable, decoded from
+ * its CF units (standard calendars only); throws naming the units when they cannot be decoded.
+ */
+export function decodeTimes(reader: NcReader, timeVar: string): number[] {
+  const time = reader.variable(timeVar);
+  const units = typeof time?.attributes.units === 'string' ? time.attributes.units : '';
+  const m = /^\s*(\w+)\s+since\s+(.+)$/.exec(units);
+  const calendar = String(time?.attributes.calendar ?? 'standard').toLowerCase();
+  if (!time || !m || !(m[1].toLowerCase() in UNIT_MS) || !['standard', 'gregorian', 'proleptic_gregorian'].includes(calendar)) {
+    throw new Error(`time '${timeVar}' has no decodable CF units ('${units}', calendar ${calendar})`);
+  }
+  const base = referenceMs(m[2]);
+  if (Number.isNaN(base)) throw new Error(`time units '${units}': bad reference date`);
+  const scale = UNIT_MS[m[1].toLowerCase()];
+  return Array.from(reader.readAll(timeVar), (t) => base + Math.round(t * scale));
+}
+
+/**
  * The date of each index of the leading (time) dimension. One step: the file's own date (from its
  * name). Several: decoded from the time coordinate's CF units; throws when they cannot be.
  */
 export function stepDates(reader: NcReader, timeDim: string | undefined, steps: number, fileDate: string): string[] {
   if (steps === 1 || timeDim === undefined) return [fileDate];
-  const time = reader.variable(timeDim);
-  const units = typeof time?.attributes.units === 'string' ? time.attributes.units : '';
-  const m = /^\s*(\w+)\s+since\s+(.+)$/.exec(units);
-  const calendar = String(time?.attributes.calendar ?? 'standard').toLowerCase();
-  if (!time || !m || !(m[1].toLowerCase() in UNIT_MS) || !['standard', 'gregorian', 'proleptic_gregorian'].includes(calendar)) {
-    throw new Error(`${steps} time steps but time '${timeDim}' has no decodable CF units ('${units}', calendar ${calendar})`);
+  try {
+    return decodeTimes(reader, timeDim).map((ms) => new Date(ms).toISOString());
+  } catch (error) {
+    throw new Error(`${steps} time steps but ${(error as Error).message}`, { cause: error });
   }
-  const base = referenceMs(m[2]);
-  if (Number.isNaN(base)) throw new Error(`time units '${units}': bad reference date`);
-  const scale = UNIT_MS[m[1].toLowerCase()];
-  return Array.from(reader.readAll(timeDim), (t) => new Date(base + Math.round(t * scale)).toISOString());
 }

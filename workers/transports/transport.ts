@@ -90,6 +90,11 @@ export interface Transport {
    * where the broker cannot tell.
    */
   queueDepth?(queue: string): Promise<number>;
+  /**
+   * Delete the messages waiting in `queue` (Celery's `purge`; messages held by workers are
+   * untouched) and return how many there were. Absent where the broker cannot.
+   */
+  purgeQueue?(queue: string): Promise<number>;
   ack(delivery: Delivery): Promise<void>;
   /** requeue=true puts it back at the tail of its queue (kombu's reject(requeue=True)). */
   reject(delivery: Delivery, requeue: boolean): Promise<void>;

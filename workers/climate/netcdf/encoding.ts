@@ -19,16 +19,18 @@ export function variableEncoding(variable: NcVariable): VariableEncoding {
  * Decode stored numbers in place order into a new array: missing → NaN, others → stored * scale
  * + offset. Fill values are compared as stored (float32 fills were widened exactly to float64).
  */
-export function decodeValues(stored: Float64Array, encoding: VariableEncoding): Float64Array {
+export function decodeValues<T extends Float64Array | Float32Array = Float64Array>(stored: Float64Array, encoding: VariableEncoding, out?: T): T {
   const { scale, offset, missing } = encoding;
-  const out = new Float64Array(stored.length);
+  // `out`: e.g. a Float32Array of the same length, filled in the same pass (no second copy).
+  if (out !== undefined && out.length !== stored.length) throw new Error(`decodeValues: out has ${out.length} elements, ${stored.length} stored`);
+  const values = out ?? (new Float64Array(stored.length) as T);
   // Two fill values at most in practice: compare them directly, not through includes() per cell.
   const [m0 = NaN, m1 = NaN] = missing;
   const more = missing.length > 2 ? missing.slice(2) : null;
   for (let i = 0; i < stored.length; i++) {
     const s = stored[i];
-    if (s !== s || s === m0 || s === m1 || (more !== null && more.includes(s))) out[i] = NaN;
-    else out[i] = s * scale + offset;
+    if (s !== s || s === m0 || s === m1 || (more !== null && more.includes(s))) values[i] = NaN;
+    else values[i] = s * scale + offset;
   }
-  return out;
+  return values;
 }

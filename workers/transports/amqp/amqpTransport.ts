@@ -264,12 +264,21 @@ export class AmqpTransport implements Transport {
    * a queue that does not exist closes the channel it is asked on (404).
    */
   async queueDepth(queue: string): Promise<number> {
+    return this.onOwnChannel(async (ch) => (await ch.checkQueue(queue)).messageCount);
+  }
+
+  /** queue.purge (ready messages only; unacked ones stay with their consumers), on its own channel. */
+  async purgeQueue(queue: string): Promise<number> {
+    return this.onOwnChannel(async (ch) => (await ch.purgeQueue(queue)).messageCount);
+  }
+
+  private async onOwnChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
     await this.ready;
     if (!this.model) throw new Error('amqp transport is not connected');
     const ch = await this.model.createChannel();
     ch.on('error', () => undefined);
     try {
-      return (await ch.checkQueue(queue)).messageCount;
+      return await fn(ch);
     } finally {
       await ch.close().catch(() => undefined);
     }

@@ -228,6 +228,16 @@ export class RedisTransport implements Transport {
     return res.reduce((n, [, v]) => n + (typeof v === 'number' ? v : 0), 0);
   }
 
+  /** kombu's _purge: every priority list of the queue, counted and deleted in one MULTI. */
+  async purgeQueue(queue: string): Promise<number> {
+    const keys = this.keys.consumeKeys([queue]).map(({ key }) => key);
+    const m = this.client.multi();
+    for (const key of keys) m.llen(key);
+    m.del(...keys);
+    const res = (await m.exec()) ?? [];
+    return res.slice(0, keys.length).reduce((n, [, v]) => n + (typeof v === 'number' ? v : 0), 0);
+  }
+
   async close(): Promise<void> {
     await this.stopConsuming();
     // With Redis unreachable these cannot finish: give up after a while rather than hang the
