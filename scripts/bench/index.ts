@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- --suite S ...`: suites with flags of their own run as their own script
- * (rq.ts: `--suite rq --jobs N --py-jobs M --concurrency C`); the rest go to main.ts.
+ * (rq.ts, curation.ts); the rest go to main.ts.
  */
-const STANDALONE: Record<string, string> = { rq: './rq' };
+const STANDALONE: Record<string, string> = { rq: './rq', curation: './curation' };
 
 function suiteOf(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
