@@ -55,6 +55,7 @@ const common: Config = {
     broker_connection_retry_on_startup: true,
     result_backend_transport_options: {},
     redis_backend_use_ssl: null,
+    mongodb_backend_settings: null,
     broker_use_ssl: null,
     task_routes: {},
   },

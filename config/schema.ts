@@ -67,6 +67,7 @@ export const schema: convict.Schema<Config> = {
     broker_connection_retry_on_startup: key(FORMAT.boolean, 'Retry the first broker connection'),
     result_backend_transport_options: freeObject('Options for the result backend client'),
     redis_backend_use_ssl: freeObject('TLS options for a redis result backend', true),
+    mongodb_backend_settings: freeObject("Celery's mongodb_backend_settings: database, taskmeta_collection, groupmeta_collection, options", true),
     broker_use_ssl: freeObject('TLS options for the broker connection', true),
     task_routes: freeObject('Task name (or glob) -> {queue, ...}'),
   },

@@ -76,6 +76,8 @@ export interface CeleryConfig {
   result_backend_transport_options: Record<string, unknown>;
   /** Free-form, as Celery: {ssl_cert_reqs, ssl_ca_certs, ...}; null = no TLS options. */
   redis_backend_use_ssl: Record<string, unknown> | null;
+  /** Celery's mongodb_backend_settings (database, taskmeta_collection, groupmeta_collection, options). */
+  mongodb_backend_settings: Record<string, unknown> | null;
   broker_use_ssl: Record<string, unknown> | null;
   task_routes: Record<string, unknown>;
 }
