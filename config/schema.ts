@@ -92,4 +92,8 @@ export const schema: convict.Schema<Config> = {
     url: key(FORMAT.mongoUrl, 'MongoDB connection URL (workflows, datasets, climate jobs; `npm run mongo` serves one locally)', { env: 'CELERIAC_MONGO_URL' }),
     db: key(FORMAT.name, 'MongoDB database name', { env: 'CELERIAC_MONGO_DB' }),
   },
+  workflows: {
+    app_id: key(FORMAT.name, "sca-rhythm's app_id for workflows started here; step queues default to <app_id>.q", { env: 'CELERIAC_WORKFLOWS_APP_ID' }),
+    registry: freeObject("Bioloop's workflow_registry: name -> {steps: [{name, task, queue?, kwargs?, priority?}]}"),
+  },
 };

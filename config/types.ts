@@ -109,11 +109,28 @@ export interface MongoConfig {
   db: string;
 }
 
+/** A step of a registered workflow (sca-rhythm's step dict). */
+export interface WorkflowStepConfig {
+  name: string;
+  task: string;
+  queue?: string;
+  kwargs?: Record<string, unknown>;
+  priority?: number;
+}
+
+export interface WorkflowsConfig {
+  /** sca-rhythm's app_id, sent to every step; step queues default to `<app_id>.q`. */
+  app_id: string;
+  /** Bioloop's workflow_registry: workflow name -> its steps. */
+  registry: Record<string, { steps: WorkflowStepConfig[]; description?: string | null }>;
+}
+
 export interface Config {
   celery: CeleryConfig;
   worker: WorkerConfig;
   log: LogConfig;
   mongo: MongoConfig;
+  workflows: WorkflowsConfig;
 }
 
 /**

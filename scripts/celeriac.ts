@@ -4,6 +4,8 @@
  * commands and worker modes. This file is the composition root: the only place that knows both.
  */
 import { buildProgram, runProgram } from '../workers';
+import { addWorkflowsCommand } from './workflows';
 
 const program = buildProgram({ workerModes: [] });
+addWorkflowsCommand(program);
 runProgram(program);
