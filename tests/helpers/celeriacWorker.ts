@@ -3,7 +3,7 @@
  * interop tests against Python producers and for crash tests (kill -9 a real process).
  *
  *   startCeleriacWorker(opts): Promise<ProcessHandle>   resolves once it logs `ready.`
- *   celeriacCli(args, env?): Promise<{stdout, stderr, code}>   one-shot CLI run (e.g. `call`)
+ *   celeriacCli(args, env?, {full?, cwd?}): Promise<{stdout, stderr, code}>   one-shot CLI run (e.g. `call`)
  */
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -50,9 +50,11 @@ export async function startCeleriacWorker(opts: CeleriacWorkerOptions): Promise<
   return handle;
 }
 
-export function celeriacCli(args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
+/** `opts.full`: the whole `celeriac` (scripts/celeriac.ts, with the domain commands); `opts.cwd`: where it runs. */
+export function celeriacCli(args: string[], env: Record<string, string> = {}, opts: { full?: boolean; cwd?: string } = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  const cli = opts.full ? path.join(PROJECT_ROOT, 'scripts', 'celeriac.ts') : CLI;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'tsx/cjs', CLI, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
+    const child = spawn(process.execPath, ['-r', require.resolve('tsx/cjs'), cli, ...args], { cwd: opts.cwd ?? PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

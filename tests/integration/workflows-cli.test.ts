@@ -3,10 +3,9 @@
  * MongoDB (CELERIAC_MONGO_URL; filesystem broker, in-process worker) ends SUCCESS, then list,
  * show, pause/resume and the errors for an unknown workflow id or registry name.
  */
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { PROJECT_ROOT, testMongoUrl, testTmpDir } from '../helpers/env';
+import { testMongoUrl, testTmpDir } from '../helpers/env';
+import { celeriacCli } from '../helpers/celeriacWorker';
 import type { EmbellishedWorkflow, WorkflowDocument } from '../../workers/workflows';
 
 jest.setTimeout(120_000);
@@ -14,20 +13,7 @@ jest.setTimeout(120_000);
 const mongoUrl = testMongoUrl('workflows_cli');
 const cwd = testTmpDir('workflows-cli');
 
-function celeriac(args: string[]): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(PROJECT_ROOT, 'scripts', 'celeriac.ts'), 'workflows', ...args], {
-      cwd,
-      env: { ...process.env, APP_ENV: 'development', CELERIAC_MONGO_URL: mongoUrl },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ stdout, stderr, code }));
-  });
-}
+const celeriac = (args: string[]): ReturnType<typeof celeriacCli> => celeriacCli(['workflows', ...args], { CELERIAC_MONGO_URL: mongoUrl }, { full: true, cwd });
 
 beforeAll(async () => {
   const client = await MongoClient.connect(mongoUrl);

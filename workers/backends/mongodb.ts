@@ -285,8 +285,10 @@ export class MongoBackend implements ResultBackend {
     const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
     let interval = this.opts.pollIntervalMs ?? 100;
     for (;;) {
-      const meta = await this.get(taskId).catch((err: unknown) => {
-        if (isTransient(err)) return null;
+      // Mongo unreachable: a read waits for it, but never past the caller's timeout.
+      const read = Number.isFinite(deadline) ? withTimeout(this.get(taskId), Math.max(1, deadline - Date.now())) : this.get(taskId);
+      const meta = await read.catch((err: unknown) => {
+        if (isTransient(err) || (err as Error).message.startsWith('no answer')) return null;
         throw err;
       });
       if (meta && READY_STATES.has(meta.status)) return meta;

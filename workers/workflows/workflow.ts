@@ -286,21 +286,24 @@ export class Workflow {
     return true;
   }
 
-  /** After a step succeeded: send the next step with retval[0], or mark the workflow SUCCESS. */
+  /**
+   * After a step succeeded: send the next step with retval[0], or mark the workflow SUCCESS.
+   * The document is written before the send (sca-rhythm writes after): on FerretDB an update is
+   * a read-modify-write of the whole document, so a write of ours racing the next step's start
+   * could drop the run it records.
+   */
   async onStepSuccess(retval: unknown, stepName: string): Promise<void> {
     const next = this.stepIndex(stepName) + 1;
-    try {
-      if (next < this.doc.steps.length) {
-        if (!(Array.isArray(retval) || typeof retval === 'string') || retval.length === 0) {
-          throw new PythonError('TypeError', `step "${stepName}" returned ${JSON.stringify(retval)}: a workflow step must return a non-empty list whose first item is the next step's argument`);
-        }
-        await this.sendStep(this.doc.steps[next]!, next + 1, [retval[0]]);
-      } else {
-        this.doc._status = SUCCESS;
-      }
-    } finally {
-      await this.set(this.doc._status === SUCCESS ? { _status: SUCCESS } : {});
+    if (next >= this.doc.steps.length) {
+      this.doc._status = SUCCESS;
+      await this.set({ _status: SUCCESS });
+      return;
     }
+    await this.set({});
+    if (!(Array.isArray(retval) || typeof retval === 'string') || retval.length === 0) {
+      throw new PythonError('TypeError', `step "${stepName}" returned ${JSON.stringify(retval)}: a workflow step must return a non-empty list whose first item is the next step's argument`);
+    }
+    await this.sendStep(this.doc.steps[next]!, next + 1, [retval[0]]);
   }
 
   async onStepFailure(): Promise<void> {
