@@ -85,7 +85,7 @@ interface PendingStore {
   reject(err: Error): void;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 /** Python's datetime.isoformat() for a UTC instant (what Celery's JSON backends hold in date_done). */
 function isoDate(value: Date | string | null | undefined): string | null {
