@@ -74,6 +74,7 @@ export const schema: convict.Schema<Config> = {
       env: 'CELERIAC_RESULT_BACKEND_TRANSPORT_OPTIONS',
     },
     redis_backend_use_ssl: freeObject('TLS options for a redis result backend', true),
+    mongodb_backend_settings: freeObject("Celery's mongodb_backend_settings: database, taskmeta_collection, groupmeta_collection, options", true),
     broker_use_ssl: freeObject('TLS options for the broker connection', true),
     task_routes: freeObject('Task name (or glob) -> {queue, ...}'),
   },
@@ -123,5 +124,9 @@ export const schema: convict.Schema<Config> = {
     time_end: key(FORMAT.name, 'Last instant of the store (ISO, UTC, inclusive)', { env: 'CELERIAC_CURATION_TIME_END' }),
     time_step_minutes: key(FORMAT.positiveInt, 'Minutes between time steps', { env: 'CELERIAC_CURATION_TIME_STEP_MINUTES' }),
     time_chunk: key(FORMAT.positiveInt, 'Time steps per chunk (align with the files: a chunk is written by one file)', { env: 'CELERIAC_CURATION_TIME_CHUNK' }),
+  },
+  workflows: {
+    app_id: key(FORMAT.name, "sca-rhythm's app_id for workflows started here; step queues default to <app_id>.q", { env: 'CELERIAC_WORKFLOWS_APP_ID' }),
+    registry: freeObject("Bioloop's workflow_registry: name -> {steps: [{name, task, queue?, kwargs?, priority?}]}"),
   },
 };

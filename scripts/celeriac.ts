@@ -8,9 +8,11 @@ import { rqFleetSource, rqWorkerMode } from '../workers/rq';
 import { addClimateApiCommand } from './climateApi';
 import { addJobsCommand } from './jobs';
 import { addCurationCommands } from './curation';
+import { addWorkflowsCommand } from './workflows';
 
 const program = buildProgram({ workerModes: [rqWorkerMode], fleetSources: [rqFleetSource] });
 addClimateApiCommand(program);
 addJobsCommand(program);
 addCurationCommands(program);
+addWorkflowsCommand(program);
 runProgram(program);

@@ -3,7 +3,7 @@
  * interop tests against Python producers and for crash tests (kill -9 a real process).
  *
  *   startCeleriacWorker(opts): Promise<ProcessHandle>   resolves once it logs `ready.`
- *   celeriacCli(args, env?, { input?, entry? }): Promise<{stdout, stderr, code}>   one-shot CLI run
+ *   celeriacCli(args, env?, { input?, entry?, cwd? }): Promise<{stdout, stderr, code}>   one-shot CLI run
  *     (e.g. `call`; the full `celeriac` command unless entry is 'runtime', the runtime's program alone)
  */
 import path from 'node:path';
@@ -57,12 +57,14 @@ export interface CliRunOptions {
   input?: string;
   /** 'runtime': workers/cli/main.ts (the runtime's program alone) instead of the full command. */
   entry?: 'runtime' | 'composed';
+  /** Where it runs (default: the project root). */
+  cwd?: string;
 }
 
 export function celeriacCli(args: string[], env: Record<string, string> = {}, opts: CliRunOptions = {}): Promise<{ stdout: string; stderr: string; code: number | null }> {
   const entry = opts.entry === 'runtime' ? path.join(PROJECT_ROOT, 'workers', 'cli', 'main.ts') : CLI;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'tsx/cjs', entry, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
+    const child = spawn(process.execPath, ['-r', require.resolve('tsx/cjs'), entry, ...args], { cwd: opts.cwd ?? PROJECT_ROOT, env: { ...process.env, ...cliEnv(env) } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -39,6 +39,8 @@ export interface AppOptions {
   /** Celery's broker_use_ssl / redis_backend_use_ssl (null = the URL's own parameters only). */
   brokerUseSsl: Record<string, unknown> | null;
   redisBackendUseSsl: Record<string, unknown> | null;
+  /** Celery's mongodb_backend_settings (mongodb:// results). */
+  mongodbBackendSettings: Record<string, unknown> | null;
   /** Seconds; 0 = never expire. */
   resultExpires: number;
   resultExtended: boolean;
@@ -66,6 +68,7 @@ export const DEFAULT_APP_OPTIONS: AppOptions = {
   resultBackendTransportOptions: {},
   brokerUseSsl: null,
   redisBackendUseSsl: null,
+  mongodbBackendSettings: null,
   resultExpires: 86400,
   resultExtended: false,
   defaultQueue: 'celery',
@@ -192,6 +195,7 @@ export class Celeriac<T extends TaskMap = Record<never, never>> implements HostP
         brokerFailoverStrategy: this.options.brokerFailoverStrategy,
         brokerSsl: this.options.brokerUseSsl,
         ssl: this.options.redisBackendUseSsl,
+        mongodbSettings: this.options.mongodbBackendSettings,
         expires: this.options.resultExpires,
         transportOptions: this.options.resultBackendTransportOptions,
         logger: this.log,
