@@ -4,6 +4,8 @@
  * commands and worker modes. This file is the composition root: the only place that knows both.
  */
 import { buildProgram, runProgram } from '../workers';
+import { addPurgeStaleWorkflowsCommand } from './purgeStaleWorkflows';
 
 const program = buildProgram({ workerModes: [] });
+addPurgeStaleWorkflowsCommand(program);
 runProgram(program);
