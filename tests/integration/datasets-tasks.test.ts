@@ -2,14 +2,16 @@
  * Bioloop's dataset tasks (workers/tasks/bioloop*.ts) on temp dirs and the run's real FerretDB:
  * each step's effect on the dataset document, its files and the directories, its progress, and
  * which errors fail at once (InspectionFailed, ValidationFailed) or are retried (the rest).
+ * The last test runs them on a real worker (Redis broker and results, db 123).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Celeriac, openMongo, type MongoConnection } from '../../workers';
+import { AsyncResult, Celeriac, openMongo, Worker, type MongoConnection, type TaskContext } from '../../workers';
 import { DatasetStore } from '../../workers/datasets/store';
 import { registerBioloopTasks } from '../../workers/tasks/bioloop';
 import { datasetSettings, makeTree, md5Of, runTask } from '../helpers/datasets';
-import { testMongoUrl, testTmpDir } from '../helpers/env';
+import { testMongoUrl, testRedisUrl, testTmpDir } from '../helpers/env';
+import { flushDb } from '../helpers/redis';
 
 let conn: MongoConnection;
 let store: DatasetStore;
@@ -212,4 +214,43 @@ test('await_stability waits while the tree keeps changing and stops when revoked
   expect(r.error).toMatchObject({ message: 'revoked' });
   expect(r.states.length).toBeGreaterThan(1);
   expect(await states(id)).toEqual(['REGISTERED']);
+});
+
+test('on a real worker: a transient failure is retried 3 times then fails as RetryableException; InspectionFailed fails at once', async () => {
+  const db = 123;
+  await flushDb(db);
+  const urls = { brokerUrl: testRedisUrl(db), resultBackend: testRedisUrl(db) };
+  const runs = new Map<string, number>();
+  const workerApp = new Celeriac(urls);
+  registerBioloopTasks(workerApp, { store, settings, log: { info: () => undefined, warn: () => undefined } }, {
+    taskOptions: { default_retry_delay: 0.1 },
+    define: (name, fn, options) =>
+      workerApp.task(name, function (this: TaskContext, id: unknown, kwargs?: Record<string, unknown>) {
+        runs.set(name, (runs.get(name) ?? 0) + 1);
+        return fn.call(this, id, kwargs);
+      }, options),
+  });
+  const worker = new Worker(workerApp, { hostname: 'datasets@test', queues: ['celery'], concurrency: 2, prefetchMultiplier: 1, accept: ['json'] });
+  await worker.start();
+  const producer = new Celeriac(urls);
+  try {
+    const id = await newDataset('flaky');
+    fs.rmSync(path.join(settings.watch_root, 'flaky'), { recursive: true });
+    const archive = producer.sendTask('archive_dataset', [id], { workflow_id: 'wf1', step: 'archive', app_id: 'test' });
+    const inspect = producer.sendTask('inspect_dataset', [id], { workflow_id: 'wf1', step: 'inspect', app_id: 'test' });
+    await expect((await archive).get({ timeout: 30 })).rejects.toMatchObject({ pyType: 'RetryableException' });
+    await expect((await inspect).get({ timeout: 30 })).rejects.toMatchObject({ pyType: 'InspectionFailed' });
+    expect(runs.get('archive_dataset')).toBe(4);
+    expect(runs.get('inspect_dataset')).toBe(1);
+    const ok = await newDataset('steady');
+    const done = await producer.sendTask('inspect_dataset', [], { dataset_id: ok, workflow_id: 'wf2', step: 'inspect', app_id: 'test' });
+    expect(await done.get({ timeout: 30 })).toEqual([ok]);
+    expect(await store.countFiles(ok)).toBe(5);
+    expect(done).toBeInstanceOf(AsyncResult);
+  } finally {
+    await worker.shutdown('warm');
+    await worker.close();
+    await producer.close();
+    await workerApp.close();
+  }
 });
