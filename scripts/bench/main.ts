@@ -29,6 +29,7 @@ import { runRedis, stopRedis, type BenchOutcome, type RedisMode } from './redis'
 import { runAmqp, stopAmqp, type AmqpMode } from './amqp';
 import { fmt, peersReport, renderTable } from './peers';
 import { POOLS_HELP, POOLS_OPTIONS, runPools, stopPools } from './pools';
+import { runMd5Bench } from './md5';
 
 const { values: flags } = parseArgs({
   options: {
@@ -53,6 +54,7 @@ const { values: flags } = parseArgs({
     'celerynode-amqp-n': { type: 'string', default: '2000' },
     'celeriac-node-arg': { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', default: false },
+    'md5-mib': { type: 'string', default: '256' },
     ...POOLS_OPTIONS,
   },
   strict: true,
@@ -62,7 +64,8 @@ if (flags.help) {
   process.stdout.write(
     [
       'npm run bench -- [options]',
-      '  --suite S                 brokers (the no-op broker bench below) or pools (CPU-bound tasks per pool) (brokers)',
+      '  --suite S                 brokers (the no-op broker bench below), pools (CPU-bound tasks per pool) or workflows (brokers)',
+      '  --md5-mib N               workflows: MiB of files inspect_dataset md5s against Python hashlib (256)',
       '  --broker B                redis, amqp or all (all)',
       '  --n N                     tasks per drain (20000)',
       '  --latency N               sequential round trips per worker (500; 0 = skip)',
@@ -90,8 +93,8 @@ if (flags.help) {
 }
 
 const SUITE = flags.suite;
-if (SUITE !== 'brokers' && SUITE !== 'pools') {
-  process.stderr.write(`--suite: expected brokers or pools, got ${JSON.stringify(SUITE)}\n`);
+if (SUITE !== 'brokers' && SUITE !== 'pools' && SUITE !== 'workflows') {
+  process.stderr.write(`--suite: expected brokers, pools or workflows, got ${JSON.stringify(SUITE)}\n`);
   process.exit(2);
 }
 const BROKER = flags.broker;
@@ -252,6 +255,10 @@ async function main(): Promise<void> {
   tempDir = mkdtempSync(join(tmpdir(), 'celeriac-bench-'));
   if (SUITE === 'pools') {
     process.stdout.write(await runPools(flags, { python, venvBin, tempDir, code }));
+    return;
+  }
+  if (SUITE === 'workflows') {
+    process.stdout.write(await runMd5Bench({ python, tempDir, totalMiB: positiveInt('md5-mib', flags['md5-mib']), fileMiB: 16, repeat: REPEAT }));
     return;
   }
   const common = {
