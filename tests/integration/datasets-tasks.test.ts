@@ -4,13 +4,14 @@
  * which errors fail at once (InspectionFailed, ValidationFailed) or are retried (the rest).
  * The last test runs them on a real worker (Redis broker and results, db 123).
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AsyncResult, Celeriac, openMongo, Worker, type MongoConnection, type TaskContext } from '../../workers';
 import { DatasetStore } from '../../workers/datasets/store';
 import { registerBioloopTasks } from '../../workers/tasks/bioloop';
 import { datasetSettings, makeTree, md5Of, runTask } from '../helpers/datasets';
-import { testMongoUrl, testRedisUrl, testTmpDir } from '../helpers/env';
+import { pythonBin, testMongoUrl, testRedisUrl, testTmpDir } from '../helpers/env';
 import { flushDb } from '../helpers/redis';
 
 let conn: MongoConnection;
@@ -81,7 +82,8 @@ test('the integrated steps in order: READY, inspected with streamed md5s, ARCHIV
   const doc = await store.get(id);
   const bigSize = 3 * 1024 * 1024 + 17;
   expect(doc).toMatchObject({ num_files: 5, num_directories: 2, size: 11 + 0 + bigSize + 4000 + 9, metadata: { num_genome_files: 1 } });
-  expect(doc.du_size).toBeGreaterThan(0);
+  // Bioloop takes du_size from `du -sb`.
+  expect(doc.du_size).toBe(Number(execFileSync('du', ['-sb', origin], { encoding: 'utf8' }).split('\t')[0]));
   const files = await store.files.find({ dataset_id: id }).sort({ path: 1 }).toArray();
   expect(files.map((f) => [f.path, f.type, f.size])).toEqual([
     ['README', 'file', 11],
@@ -253,4 +255,40 @@ test('on a real worker: a transient failure is retried 3 times then fails as Ret
     await producer.close();
     await workerApp.close();
   }
+});
+
+/** Bioloop's stage.extract_tarfile(tar, target, override_arcname=True), run by Python. */
+const PY_EXTRACT = `
+import os, shutil, sys, tarfile, tempfile
+from pathlib import Path
+tar_path, target = Path(sys.argv[1]), Path(sys.argv[2])
+with tarfile.open(tar_path, mode='r') as archive:
+    archive_name = os.path.commonprefix(archive.getnames())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        archive.extractall(path=tmp)
+        shutil.move(Path(tmp) / archive_name, target)
+`;
+
+test("bundles cross over: Bioloop's Python stage extracts a Celeriac bundle, Celeriac stages a GNU tar bundle as Bioloop makes them", async () => {
+  const id = await newDataset('crossover');
+  const origin = path.join(settings.watch_root, 'crossover');
+  for (const step of ['inspect_dataset', 'archive_dataset']) expect((await runTask(app, step, id)).error).toBeUndefined();
+  const files = await store.files.find({ dataset_id: id }).toArray();
+  const ours = (await store.get(id)).archive_path as string;
+  const pyTarget = path.join(testTmpDir('py-stage'), 'crossover');
+  execFileSync(pythonBin(), ['-c', PY_EXTRACT, ours, pyTarget]);
+  for (const f of files) if (f.md5) expect(md5Of(path.join(pyTarget, f.path))).toBe(f.md5);
+  expect(fs.readlinkSync(path.join(pyTarget, 'lane1', 'readme-link'))).toBe('../README');
+
+  // Bioloop's cmd.tar: `tar cf <tar> --sparse -C <source> .`, put where archive_dataset would.
+  const gnu = path.join(testTmpDir('gnu-tar'), 'crossover.tar');
+  execFileSync('tar', ['cf', gnu, '--sparse', '-C', origin, '.']);
+  const target = (await store.get(id)).archive_path as string;
+  fs.copyFileSync(gnu, target);
+  await store.update(id, { bundle: { name: 'crossover.tar', size: fs.statSync(gnu).size, md5: md5Of(gnu) } });
+  expect((await runTask(app, 'stage_dataset', id)).error).toBeUndefined();
+  expect((await runTask(app, 'validate_dataset', id)).value).toEqual([id]);
+  const staged = (await store.get(id)).staged_path as string;
+  expect(fs.statSync(staged).mode & 0o777).toBe(fs.statSync(origin).mode & 0o777);
 });

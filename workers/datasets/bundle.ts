@@ -35,9 +35,10 @@ export async function copyWithProgress(src: string, dest: string, onBytes: (done
 }
 
 /**
- * Writes `<tarPath>` holding the directory `sourceDir` under its own name (as
- * `tar -cf tarPath -C parent name`), links stored as links. `portable` leaves out owner names and
- * ids, so the same tree gives the same bytes on any machine. onBytes polls the growing file.
+ * Writes `<tarPath>` holding the tree under `sourceDir` as entries `./...`, as Bioloop's
+ * `tar cf <tar> --sparse -C <source> .` lays them out (so Python's stage_dataset extracts a
+ * Celeriac bundle and the other way round); links are stored as links. `portable` leaves out
+ * owner names and ids, so the same tree gives the same bytes. onBytes polls the growing file.
  */
 export async function createTar(sourceDir: string, tarPath: string, onBytes: (done: number) => void): Promise<void> {
   await fs.mkdir(path.dirname(tarPath), { recursive: true });
@@ -46,7 +47,7 @@ export async function createTar(sourceDir: string, tarPath: string, onBytes: (do
     fs.stat(tmp).then((st) => onBytes(st.size), () => undefined);
   }, 1000);
   try {
-    await tar.c({ file: tmp, cwd: path.dirname(sourceDir), portable: true, strict: true }, [path.basename(sourceDir)]);
+    await tar.c({ file: tmp, cwd: sourceDir, portable: true, strict: true }, ['.']);
     await fs.rename(tmp, tarPath);
   } finally {
     clearInterval(timer);
@@ -58,8 +59,9 @@ export async function createTar(sourceDir: string, tarPath: string, onBytes: (do
 export class BadTar extends Error {}
 
 /**
- * Extracts a bundle into `targetDir` (replacing it): into a temporary directory beside it first,
- * then the bundle's one top-level directory is renamed to targetDir.
+ * Extracts a bundle into `targetDir` (replacing it), by way of a temporary directory beside it.
+ * A bundle of `./...` entries (Bioloop's layout) is the tree itself; a bundle holding one
+ * top-level directory (`name/...`) is that directory's tree. Anything else is a BadTar.
  */
 export async function extractTar(tarPath: string, targetDir: string): Promise<void> {
   const parent = path.dirname(targetDir);
@@ -67,18 +69,36 @@ export async function extractTar(tarPath: string, targetDir: string): Promise<vo
   const tmp = await fs.mkdtemp(path.join(parent, '.extract-'));
   try {
     const warnings: string[] = [];
+    let dotted = 0;
+    let others = 0;
+    let rootMode: number | undefined;
     try {
-      await tar.x({ file: tarPath, cwd: tmp, strict: true, onwarn: (_code, message) => warnings.push(String(message)) });
+      await tar.x({
+        file: tarPath,
+        cwd: tmp,
+        strict: true,
+        onwarn: (_code, message) => warnings.push(String(message)),
+        onReadEntry: (e) => {
+          if (e.path === './' || e.path === '.') rootMode = e.mode;
+          if (e.path === '.' || e.path.startsWith('./')) dotted += 1;
+          else others += 1;
+        },
+      });
     } catch (err) {
       throw new BadTar(`cannot extract ${tarPath}: ${(err as Error).message}`);
     }
     if (warnings.length) throw new BadTar(`cannot extract ${tarPath}: ${warnings.join('; ')}`);
-    const top = await fs.readdir(tmp);
-    if (top.length !== 1) throw new BadTar(`${tarPath} must hold one top-level directory, found ${top.length} entries`);
-    const root = path.join(tmp, top[0] ?? '');
-    if (!(await fs.lstat(root)).isDirectory()) throw new BadTar(`${tarPath}: top-level entry ${top[0]} is not a directory`);
+    let root = tmp;
+    if (dotted === 0 || others > 0) {
+      const top = await fs.readdir(tmp);
+      const only = top.length === 1 ? path.join(tmp, top[0] as string) : null;
+      if (!only || !(await fs.lstat(only)).isDirectory()) throw new BadTar(`${tarPath} holds neither ./ entries nor one top-level directory (${top.length} entries at the top)`);
+      root = only;
+    }
     await fs.rm(targetDir, { recursive: true, force: true });
     await fs.rename(root, targetDir);
+    // The temporary directory was created 0700; the tree's root gets the mode the bundle recorded.
+    if (root === tmp) await fs.chmod(targetDir, (rootMode ?? 0o755) & 0o7777);
   } finally {
     // tar may still be finishing writes after it rejected a bad entry: retry the cleanup, and
     // never let it hide the error that matters.

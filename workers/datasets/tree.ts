@@ -90,9 +90,9 @@ export async function lastModifiedMs(root: string): Promise<number> {
   return latest;
 }
 
-/** Disk usage in bytes (allocated blocks), as `du -s --block-size=1` counts it. */
-export function diskUsage(st: import('node:fs').Stats): number {
-  return st.blocks * 512;
+/** An entry's share of Bioloop's du_size, which is `du -sb`: apparent sizes, directories included. */
+export function duBytes(st: import('node:fs').Stats): number {
+  return st.size;
 }
 
 export async function exists(p: string): Promise<boolean> {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { copyWithProgress, createTar } from '../datasets/bundle';
 import { InspectionFailed } from '../datasets/errors';
 import { archivePath, generatedBundlePath } from '../datasets/layout';
-import { diskUsage, exists, lastModifiedMs, md5File, walkTree } from '../datasets/tree';
+import { duBytes, exists, lastModifiedMs, md5File, walkTree } from '../datasets/tree';
 import type { DatasetFileDoc, InspectionSummary } from '../datasets/types';
 import { numberKwarg, sleep, type StepCall } from './bioloopSteps';
 
@@ -49,9 +49,9 @@ export async function inspectDataset(call: StepCall): Promise<void> {
   // First pass: what is there, so progress has a total and unreadable paths fail before hashing.
   const entries = [];
   const problems: string[] = [];
-  const summary: InspectionSummary = { du_size: diskUsage(await fs.lstat(source)), size: 0, num_files: 0, num_directories: 0, num_genome_files: 0 };
+  const summary: InspectionSummary = { du_size: duBytes(await fs.lstat(source)), size: 0, num_files: 0, num_directories: 0, num_genome_files: 0 };
   for await (const e of walkTree(source)) {
-    summary.du_size += diskUsage(e.lstat);
+    summary.du_size += duBytes(e.lstat);
     if (!e.readable) problems.push(`${e.abs} is not readable/traversable`);
     else if (e.target === 'file') {
       summary.num_files += 1;
