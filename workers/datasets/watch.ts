@@ -115,7 +115,8 @@ export class DatasetWatcher {
         this.opts.log.error(`watch: ${name}: ${(err as Error).message}`);
       }
     }
-    this.known = new Set([...this.known].filter((d) => dirs.includes(d)));
+    const present = new Set(dirs);
+    this.known = new Set([...this.known].filter((d) => present.has(d)));
     return report;
   }
 
