@@ -55,6 +55,7 @@ const common: Config = {
     broker_connection_retry_on_startup: true,
     result_backend_transport_options: {},
     redis_backend_use_ssl: null,
+    mongodb_backend_settings: null,
     broker_use_ssl: null,
     task_routes: {},
   },
@@ -78,6 +79,39 @@ const common: Config = {
   mongo: {
     url: 'mongodb://127.0.0.1:27017/celeriac',
     db: 'celeriac',
+  },
+  workflows: {
+    app_id: 'celeriac',
+    // Bioloop's registry (its task names, so a step can move between Python and Celeriac), and a
+    // demo of demo steps (`celeriac workflows demo`).
+    registry: {
+      integrated: {
+        steps: [
+          { name: 'await stability', task: 'await_stability' },
+          { name: 'inspect', task: 'inspect_dataset' },
+          { name: 'archive', task: 'archive_dataset' },
+          { name: 'stage', task: 'stage_dataset' },
+          { name: 'validate', task: 'validate_dataset' },
+          { name: 'setup_download', task: 'setup_dataset_download' },
+        ],
+      },
+      stage: {
+        steps: [
+          { name: 'stage', task: 'stage_dataset' },
+          { name: 'validate', task: 'validate_dataset' },
+          { name: 'setup_download', task: 'setup_dataset_download' },
+        ],
+      },
+      delete: { steps: [{ name: 'delete', task: 'delete_dataset' }] },
+      demo: {
+        description: 'three demo steps with progress, no data needed',
+        steps: [
+          { name: 'prepare', task: 'workflow_demo.step', kwargs: { seconds: 2 } },
+          { name: 'process', task: 'workflow_demo.step', kwargs: { seconds: 3 } },
+          { name: 'finish', task: 'workflow_demo.step', kwargs: { seconds: 1 } },
+        ],
+      },
+    },
   },
   datasets: {
     type: 'RAW_DATA',

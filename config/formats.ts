@@ -9,7 +9,7 @@ import convict from 'convict';
 import { LOG_LEVELS, normalizeLogLevel } from '../workers/log/levels';
 
 export const BROKER_SCHEMES = ['filesystem', 'redis', 'rediss', 'amqp', 'amqps', 'pyamqp'] as const;
-export const RESULT_BACKEND_SCHEMES = ['file', 'redis', 'rediss', 'rpc'] as const;
+export const RESULT_BACKEND_SCHEMES = ['file', 'redis', 'rediss', 'rpc', 'mongodb', 'mongodb+srv'] as const;
 export const MONGO_SCHEMES = ['mongodb', 'mongodb+srv'] as const;
 export const SERIALIZERS = ['json', 'msgpack', 'yaml'] as const;
 /** kombu's content type for each serializer; accept_content may use either form. */

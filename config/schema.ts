@@ -67,6 +67,7 @@ export const schema: convict.Schema<Config> = {
     broker_connection_retry_on_startup: key(FORMAT.boolean, 'Retry the first broker connection'),
     result_backend_transport_options: freeObject('Options for the result backend client'),
     redis_backend_use_ssl: freeObject('TLS options for a redis result backend', true),
+    mongodb_backend_settings: freeObject("Celery's mongodb_backend_settings: database, taskmeta_collection, groupmeta_collection, options", true),
     broker_use_ssl: freeObject('TLS options for the broker connection', true),
     task_routes: freeObject('Task name (or glob) -> {queue, ...}'),
   },
@@ -90,6 +91,10 @@ export const schema: convict.Schema<Config> = {
   mongo: {
     url: key(FORMAT.mongoUrl, 'MongoDB connection URL (workflows, datasets, climate jobs; `npm run mongo` serves one locally)', { env: 'CELERIAC_MONGO_URL' }),
     db: key(FORMAT.name, 'MongoDB database name', { env: 'CELERIAC_MONGO_DB' }),
+  },
+  workflows: {
+    app_id: key(FORMAT.name, "sca-rhythm's app_id for workflows started here; step queues default to <app_id>.q", { env: 'CELERIAC_WORKFLOWS_APP_ID' }),
+    registry: freeObject("Bioloop's workflow_registry: name -> {steps: [{name, task, queue?, kwargs?, priority?}]}"),
   },
   datasets: {
     type: key(FORMAT.name, 'Dataset type the watch script registers (RAW_DATA, DATA_PRODUCT)', { env: 'CELERIAC_DATASET_TYPE' }),

@@ -76,6 +76,8 @@ export interface CeleryConfig {
   result_backend_transport_options: Record<string, unknown>;
   /** Free-form, as Celery: {ssl_cert_reqs, ssl_ca_certs, ...}; null = no TLS options. */
   redis_backend_use_ssl: Record<string, unknown> | null;
+  /** Celery's mongodb_backend_settings (database, taskmeta_collection, groupmeta_collection, options). */
+  mongodb_backend_settings: Record<string, unknown> | null;
   broker_use_ssl: Record<string, unknown> | null;
   task_routes: Record<string, unknown>;
 }
@@ -105,6 +107,22 @@ export interface LogConfig {
 export interface MongoConfig {
   url: string;
   db: string;
+}
+
+/** A step of a registered workflow (sca-rhythm's step dict). */
+export interface WorkflowStepConfig {
+  name: string;
+  task: string;
+  queue?: string;
+  kwargs?: Record<string, unknown>;
+  priority?: number;
+}
+
+export interface WorkflowsConfig {
+  /** sca-rhythm's app_id, sent to every step; step queues default to `<app_id>.q`. */
+  app_id: string;
+  /** Bioloop's workflow_registry: workflow name -> its steps. */
+  registry: Record<string, { steps: WorkflowStepConfig[]; description?: string | null }>;
 }
 
 /** Bioloop-style dataset handling on local storage (an archive directory stands in for tape). */
@@ -146,6 +164,7 @@ export interface Config {
   worker: WorkerConfig;
   log: LogConfig;
   mongo: MongoConfig;
+  workflows: WorkflowsConfig;
   datasets: DatasetsConfig;
 }
 

@@ -5,7 +5,9 @@
  */
 import { buildProgram, runProgram } from '../workers';
 import { addPurgeStaleWorkflowsCommand } from './purgeStaleWorkflows';
+import { addWorkflowsCommand } from './workflows';
 
 const program = buildProgram({ workerModes: [] });
+addWorkflowsCommand(program);
 addPurgeStaleWorkflowsCommand(program);
 runProgram(program);

@@ -27,6 +27,9 @@ export {
   type MongoConnection,
   type MongoConnectOptions,
 } from './mongodb/connect';
+export { MongoBackend, type MongoBackendSettings, type TaskMetaDocument } from './backends/mongodb';
+export type { ResultBackend, ResultMeta, TaskState } from './backends/backend';
+export { ControlClient } from './control/client';
 export { buildProgram, runProgram, type ProgramExtensions } from './cli/program';
 export type { WorkerMode } from './cli/worker';
 export { loadOrExit, loggerFor, commonOverrides, type CommonFlags } from './cli/options';

@@ -36,6 +36,8 @@ export interface AppOptions {
   /** Celery's broker_use_ssl / redis_backend_use_ssl (null = the URL's own parameters only). */
   brokerUseSsl: Record<string, unknown> | null;
   redisBackendUseSsl: Record<string, unknown> | null;
+  /** Celery's mongodb_backend_settings (mongodb:// results). */
+  mongodbBackendSettings: Record<string, unknown> | null;
   /** Seconds; 0 = never expire. */
   resultExpires: number;
   resultExtended: boolean;
@@ -63,6 +65,7 @@ export const DEFAULT_APP_OPTIONS: AppOptions = {
   resultBackendTransportOptions: {},
   brokerUseSsl: null,
   redisBackendUseSsl: null,
+  mongodbBackendSettings: null,
   resultExpires: 86400,
   resultExtended: false,
   defaultQueue: 'celery',
@@ -159,6 +162,7 @@ export class Celeriac implements HostProvider {
         brokerUrl: this.options.brokerUrl,
         brokerSsl: this.options.brokerUseSsl,
         ssl: this.options.redisBackendUseSsl,
+        mongodbSettings: this.options.mongodbBackendSettings,
         expires: this.options.resultExpires,
         transportOptions: this.options.resultBackendTransportOptions,
         logger: this.log,

@@ -26,6 +26,7 @@ export function appFromConfig(config: Config, logger: AppLogger): Celeriac {
     resultBackendTransportOptions: { ...c.result_backend_transport_options },
     brokerUseSsl: c.broker_use_ssl ? { ...c.broker_use_ssl } : null,
     redisBackendUseSsl: c.redis_backend_use_ssl ? { ...c.redis_backend_use_ssl } : null,
+    mongodbBackendSettings: c.mongodb_backend_settings ? { ...c.mongodb_backend_settings } : null,
     resultExpires: c.result_expires,
     resultExtended: c.result_extended,
     defaultQueue: c.task_default_queue,

@@ -46,6 +46,15 @@ export interface TaskOptions {
    * (request, error, traceback), like a Celery errback declared with three parameters.
    */
   errback_signature?: 'old' | 'new';
+  /**
+   * Celery's Task.before_start: run by the worker just before the task (in the worker's own
+   * thread, whatever the pool). Throwing fails the task with that error, as in Celery.
+   */
+  before_start?: (taskId: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => void | Promise<void>;
+  /** Celery's Task.on_success: after the SUCCESS is stored. Its errors are logged, the outcome stays. */
+  on_success?: (retval: unknown, taskId: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => void | Promise<void>;
+  /** Celery's Task.on_failure: after a FAILURE is stored (not for retries, rejects or revokes). */
+  on_failure?: (error: unknown, taskId: string, args: readonly unknown[], kwargs: Readonly<Record<string, unknown>>) => void | Promise<void>;
 }
 
 export interface RetryOptions {

@@ -61,4 +61,8 @@ export interface ResultBackend {
   close(): Promise<void>;
   /** rpc:// only: the reply_to queue a producer must put on the tasks it sends. */
   replyQueue?(): Promise<string>;
+  /** Backends that keep saved groups (Celery's save_group, mongodb://): the member task ids. */
+  saveGroup?(groupId: string, taskIds: readonly string[]): Promise<void>;
+  /** Celery's restore_group: the ids saved for `groupId`, or null when nothing was saved. */
+  restoreGroup?(groupId: string): Promise<{ id: string; taskIds: string[] } | null>;
 }

@@ -1,8 +1,9 @@
-/** Pick a result backend by URL scheme (redis, rediss, file). */
+/** Pick a result backend by URL scheme (redis, rediss, file, rpc, mongodb). */
 import type { ResultBackend } from './backend';
 import { RedisBackend } from './redis/redisBackend';
 import { FileBackend } from './file';
 import { RpcBackend } from './rpc';
+import { MongoBackend, type MongoBackendSettings } from './mongodb';
 import { maskUrl } from '../log/mask';
 
 export interface BackendFactoryOptions {
@@ -15,6 +16,8 @@ export interface BackendFactoryOptions {
   expires?: number | null;
   transportOptions?: Record<string, unknown>;
   logger?: { info(msg: string): void; warn(msg: string): void };
+  /** Celery's mongodb_backend_settings, for mongodb:// results. */
+  mongodbSettings?: MongoBackendSettings | null;
 }
 
 export function createBackend(url: string, opts: BackendFactoryOptions = {}): ResultBackend {
@@ -39,7 +42,10 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
         throw new Error('rpc:// results need an AMQP broker (amqp://): they travel as broker messages');
       }
       return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl });
+    case 'mongodb':
+    case 'mongodb+srv':
+      return new MongoBackend({ url, settings: opts.mongodbSettings, expires: opts.expires, logger: opts.logger });
     default:
-      throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss://, file:// or rpc://`);
+      throw new Error(`unsupported result backend ${maskUrl(url)}: use redis://, rediss://, file://, rpc:// or mongodb://`);
   }
 }

@@ -42,7 +42,7 @@ export function registerBuiltins(app: Celeriac): void {
   app.task('celery.ping', () => 'pong');
 
   app.task('celery.backend_cleanup', async function () {
-    // Redis expires results itself; the file backend deletes what result_expires says is old.
+    // Redis expires results itself; the file and mongodb backends delete what result_expires says is old.
     const backend = (await app.backend()) as { cleanup?: () => Promise<unknown> } | null;
     await backend?.cleanup?.();
     return null;

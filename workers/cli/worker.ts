@@ -250,7 +250,7 @@ export function addWorkerCommand(program: Command, modes: readonly WorkerMode[] 
     .option('--metrics-port <port>', 'serve Prometheus metrics on http://0.0.0.0:<port>/metrics')
     .option('--pidfile <file>', 'write the pid here; refuses to start over a live pid')
     .option('-b, --broker <url>', 'broker URL (redis://, rediss://, filesystem://)')
-    .option('--result-backend <url>', 'result backend URL (redis://, file://)');
+    .option('--result-backend <url>', 'result backend URL (redis://, file://, rpc://, mongodb://)');
   for (const mode of modes) command.option(mode.flag, mode.description);
   command.action((flags: WorkerFlags & Record<string, unknown>) => {
     const mode = modes.find((m) => flags[optionKey(m.flag)] === true);

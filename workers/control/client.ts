@@ -42,15 +42,22 @@ export class ControlClient {
         }
       });
     });
-    const body = {
-      method,
-      arguments: args,
-      destination: opts.destination ?? null,
-      pattern: null,
-      matcher: null,
-      ticket,
-      reply_to: { exchange: REPLY_EXCHANGE.name, routing_key: this.oid },
-    };
+    await this.publish(method, args, opts.destination ?? null, timeout, { ticket, reply_to: { exchange: REPLY_EXCHANGE.name, routing_key: this.oid } });
+    await done;
+    this.waiting.delete(ticket);
+    return replies;
+  }
+
+  /**
+   * Broadcast `method` without waiting for replies (Celery's control.revoke and other casts):
+   * no reply queue is declared, nothing is consumed.
+   */
+  async cast(method: string, args: Record<string, unknown> = {}, opts: { destination?: string[] } = {}): Promise<void> {
+    await this.publish(method, args, opts.destination ?? null, 1, {});
+  }
+
+  private async publish(method: string, args: Record<string, unknown>, destination: string[] | null, timeout: number, reply: Record<string, unknown>): Promise<void> {
+    const body = { method, arguments: args, destination, pattern: null, matcher: null, ...reply };
     const message: BrokerMessage = {
       body: Buffer.from(JSON.stringify(body), 'utf8'),
       contentType: 'application/json',
@@ -61,9 +68,6 @@ export class ControlClient {
     if (!this.transport.broadcast) throw new Error(`remote control is not available on the ${this.transport.kind} broker`);
     await this.transport.declareExchange?.(PIDBOX_EXCHANGE);
     await this.transport.broadcast(PIDBOX_EXCHANGE, '', message);
-    await done;
-    this.waiting.delete(ticket);
-    return replies;
   }
 
   /** Our reply queue, `<oid>.reply.celery.pidbox`, bound to the reply exchange by our oid. */

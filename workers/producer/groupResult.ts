@@ -19,6 +19,19 @@ export class GroupResult<R extends unknown[] = unknown[]> implements ResultLike 
     return [[this.id, this.parent ? this.parent.asTuple() : null], this.results.map((r) => r.asTuple())];
   }
 
+  /** Celery's GroupResult.save(): keep the member ids under the group id (backends with saveGroup). */
+  async save(backend: ResultBackend): Promise<void> {
+    if (!backend.saveGroup) throw new Error(`the ${backend.kind} result backend cannot save groups`);
+    await backend.saveGroup(this.id, this.results.map((r) => r.id));
+  }
+
+  /** Celery's GroupResult.restore(id): the saved group, its members as AsyncResults; null if none. */
+  static async restore(groupId: string, backend: ResultBackend): Promise<GroupResult | null> {
+    if (!backend.restoreGroup) throw new Error(`the ${backend.kind} result backend cannot restore groups`);
+    const saved = await backend.restoreGroup(groupId);
+    return saved ? new GroupResult(saved.id, saved.taskIds.map((id) => new AsyncResult(id, backend))) : null;
+  }
+
   get length(): number {
     return this.results.length;
   }

@@ -52,6 +52,29 @@ export class Outcomes {
     }
   }
 
+  /** The task's before_start hook; a throw becomes the task's failure (Celery runs it inside the trace). */
+  async beforeStart(job: Job): Promise<{ ok: false; error: unknown } | null> {
+    const hook = job.options.before_start;
+    if (!hook) return null;
+    try {
+      await hook(job.request.id, job.request.args, job.request.kwargs);
+      return null;
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  /** on_success / on_failure run after the state is stored; their errors are logged, never change it. */
+  private async hook(job: Job, name: 'on_success' | 'on_failure', value: unknown): Promise<void> {
+    const hook = job.options[name];
+    if (!hook) return;
+    try {
+      await hook(value, job.request.id, job.request.args, job.request.kwargs);
+    } catch (err) {
+      this.log.error(`Task ${job.request.task}[${job.request.id}] ${name} failed: ${(err as Error).message}`);
+    }
+  }
+
   async success(job: Job, value: unknown, runtime: number): Promise<void> {
     const { request } = job;
     let children: unknown[] | undefined;
@@ -66,6 +89,7 @@ export class Outcomes {
     }
     if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery, children);
     await this.afterStored(request, (c) => c.succeeded(request, value ?? null));
+    await this.hook(job, 'on_success', value ?? null);
     if (this.deps.logInfo) this.log.info(`Task ${request.task}[${request.id}] succeeded in ${runtime}s: ${pyRepr(value)}`);
     this.deps.emit('task-succeeded', { request, result: value, runtime });
     if (!job.acked) await this.settle(job.delivery, 'ack');
@@ -121,6 +145,7 @@ export class Outcomes {
     // Celery's store_errors_even_if_ignored defaults to False: ignore_result skips failures too.
     if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery);
     await this.afterStored(request, (c) => c.failed(request, failure, traceback));
+    await this.hook(job, 'on_failure', failure);
     this.deps.emit('task-failed', { request, exception: `${exc.exc_type}(${pyRepr(exc.exc_message[0] ?? '')})`, traceback, runtime });
     if (!job.acked) await this.settle(job.delivery, 'ack');
   }

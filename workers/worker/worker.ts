@@ -282,12 +282,13 @@ export class Worker extends EventEmitter {
       // Counted when the task starts, as Celery's task_accepted does (Flower's "processed").
       this.totals.set(request.task, (this.totals.get(request.task) ?? 0) + 1);
       const started = performance.now();
-      const outcome = await this.poolFor(job).execute({
+      const refused = await this.outcomes.beforeStart(job);
+      const outcome = refused ?? (await this.poolFor(job).execute({
         job,
         limits: this.limitsFor(job),
         hostname: this.options.hostname,
         updateState: (state, meta) => this.outcomes.storeState(request, state, meta, null, job.delivery),
-      });
+      }));
       const runtime = (performance.now() - started) / 1000;
       if (this.phase === 'cold' || this.phase === 'stopped') {
         // Cold shutdown (and the close() right after it): like a killed Celery pool, record nothing
