@@ -8,7 +8,7 @@ import type { Config, DeepPartial } from './types';
 const ONE_DAY = 24 * 60 * 60;
 const TEN_MINUTES = 10 * 60;
 /** Bioloop's config['app_id']; its queue is `<app_id>.q`. */
-const APP_ID = process.env.CELERIAC_APP_ID ?? 'celeriac';
+const APP_ID = process.env.CELERIAC_WORKFLOWS_APP_ID ?? 'celeriac';
 
 const bioloop: DeepPartial<Config> = {
   celery: {
@@ -38,6 +38,9 @@ const bioloop: DeepPartial<Config> = {
     pool: 'processes',
     autoscale: '8,2',
     optimization: 'fair',
+  },
+  workflows: {
+    app_id: APP_ID,
   },
 };
 

@@ -9,7 +9,7 @@ import { DatasetStore } from '../workers/datasets/store';
 import { purgeStaleWorkflows } from '../workers/datasets/purge';
 
 interface PurgeFlags {
-  appId: string;
+  appId?: string;
   types?: string;
   ageThreshold?: string;
   maxPurgeCount?: string;
@@ -28,7 +28,7 @@ export function addPurgeStaleWorkflowsCommand(program: Command): void {
   program
     .command('purge-stale-workflows')
     .description('Delete old workflows (and their task results) that no dataset references')
-    .option('--app-id <id>', 'app_id of the workflows to consider', process.env.CELERIAC_APP_ID ?? 'celeriac')
+    .option('--app-id <id>', 'app_id of the workflows to consider (default: workflows.app_id)')
     .option('--types <names>', 'comma-separated workflow names (default: datasets.purge.workflow_types)')
     .option('--age-threshold <seconds>', 'only workflows older than this (default: datasets.purge.age_threshold_seconds)')
     .option('--max-purge-count <n>', 'at most this many per run (default: datasets.purge.max_purge_count)')
@@ -39,7 +39,7 @@ export function addPurgeStaleWorkflowsCommand(program: Command): void {
       const log = loggerFor(cfg, 'purge-stale-workflows', 'stderr');
       const purge = cfg.datasets.purge;
       const opts = {
-        appId: flags.appId,
+        appId: flags.appId ?? cfg.workflows.app_id,
         workflowTypes: flags.types ? flags.types.split(',').map((s) => s.trim()).filter(Boolean) : [...purge.workflow_types],
         ageThresholdSeconds: positiveInt('age-threshold', flags.ageThreshold, purge.age_threshold_seconds),
         maxPurgeCount: positiveInt('max-purge-count', flags.maxPurgeCount, purge.max_purge_count),

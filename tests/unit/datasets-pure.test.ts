@@ -1,10 +1,10 @@
 /**
  * Pure parts of the dataset work: the Bioloop config profile, the datasets.* defaults, the pm2
- * apps, fnmatch as Python's fnmatchcase, Bioloop's stage alias, and sca-rhythm's progress meta.
+ * apps, fnmatch as Python's fnmatchcase, Bioloop's stage alias, and the steps' progress writes.
  */
 import { createHash } from 'node:crypto';
 import { loadConfig } from '../../config';
-import { ByteProgress, type ProgressMeta } from '../../workers/datasets/progress';
+import { StepProgress } from '../../workers/datasets/progress';
 import { stageAlias, stagingPath, archivePath } from '../../workers/datasets/layout';
 import { fnmatchcase } from '../../workers/datasets/watch';
 
@@ -77,18 +77,18 @@ test("stage alias is Bioloop's deterministic_uuid(id + name + salt), and the sta
   expect(archivePath(paths, ds)).toBe('/a/RAW_DATA/run1.tar');
 });
 
-test('progress meta has sca-rhythm fields, first report at once, then at most one a second', async () => {
-  const seen: ProgressMeta[] = [];
-  const p = new ByteProgress((m) => void seen.push(m), 'md5', 1000);
-  p.update(0);
-  p.update(10);
-  p.update(20);
-  expect(seen).toHaveLength(1);
-  expect(seen[0]).toEqual({ name: 'md5', fraction_done: 0, done: 0, total: 1000, units: 'bytes', time_remaining_sec: 1e100, wt_avg_rate: null, avg_rate: 0 });
-  p.update(1000, true);
-  expect(seen).toHaveLength(2);
-  expect(seen[1]).toMatchObject({ fraction_done: 1, done: 1000, time_remaining_sec: expect.any(Number) });
-  const unknownTotal = new ByteProgress((m) => void seen.push(m), 'walk', null, 'items');
-  unknownTotal.update(5);
-  expect(seen[2]).toEqual({ name: 'walk', fraction_done: null, done: 5, total: null, units: 'items', time_remaining_sec: null, wt_avg_rate: null, avg_rate: null });
+test("step progress writes sca-rhythm's fields, skips reports while one is being written, never throws", async () => {
+  const seen: Record<string, unknown>[] = [];
+  let release: () => void = () => undefined;
+  const p = new StepProgress((m) => {
+    seen.push(m as Record<string, unknown>);
+    return new Promise<void>((r) => (release = r));
+  }, 'md5', 1000);
+  p.update(100);
+  p.update(200); // the first write is still in flight: skipped, not queued
+  expect(seen).toEqual([{ name: 'md5', fraction_done: 0.1, done: 100, total: 1000, units: 'bytes', time_remaining_sec: 1e100, wt_avg_rate: null, avg_rate: null }]);
+  release();
+  const failing = new StepProgress(() => Promise.reject(new Error('backend down')), 'x', null);
+  expect(() => failing.update(1)).not.toThrow();
+  await new Promise((r) => setTimeout(r, 10));
 });

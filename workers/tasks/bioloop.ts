@@ -9,7 +9,9 @@
  * Bioloop's autoretry_for does. A revoke or time limit is never retried.
  *
  * `-A workers/tasks/bioloop` loads them with settings from config (`datasets.*`, `mongo.*`);
- * registerBioloopTasks(app, deps) takes them from the caller (tests, embedding).
+ * registerBioloopTasks(app, deps) takes them from the caller (tests, embedding). They are
+ * workflow tasks (workers/workflows): sent by a workflow, each records its run on the workflow
+ * and sends the next step, as sca-rhythm's WorkflowTask does; sent alone, they are plain tasks.
  */
 import { loadConfig, PythonError, type Celeriac, type TaskContext, type TaskOptions } from '../index';
 import { isIntegrityFailure, RetryableException } from '../datasets/errors';
@@ -18,6 +20,7 @@ import { DatasetStore } from '../datasets/store';
 import { archiveDataset, awaitStability, inspectDataset } from './bioloopIngest';
 import { deleteDataset, setupDatasetDownload, stageDataset, validateDataset } from './bioloopStage';
 import { progressFactory, type BioloopDeps, type StepCall } from './bioloopSteps';
+import { workflowTask } from '../workflows';
 
 export type { BioloopDeps } from './bioloopSteps';
 
@@ -42,14 +45,14 @@ export interface RegisterOptions {
   /** Extra per-task options (e.g. a queue); the retry policy is Bioloop's unless given here. */
   taskOptions?: TaskOptions;
   progress?: ProgressWriter;
-  /** Registers a task the way the caller wants (e.g. as a workflow task); default app.task. */
+  /** Registers a task the way the caller wants; default workflowTask (sca-rhythm's WorkflowTask). */
   define?: (name: string, fn: (this: TaskContext, datasetId: unknown, kwargs?: Record<string, unknown>) => Promise<[string]>, options: TaskOptions) => unknown;
 }
 
 export function registerBioloopTasks(app: Celeriac, deps: BioloopDeps | (() => Promise<BioloopDeps>), opts: RegisterOptions = {}): void {
   const getDeps = typeof deps === 'function' ? deps : () => Promise.resolve(deps);
   const write = opts.progress ?? startedState;
-  const define = opts.define ?? ((name, fn, options) => app.task(name, fn, options));
+  const define = opts.define ?? ((name, fn, options) => workflowTask(app, name, fn, options));
   for (const [name, body] of Object.entries(BIOLOOP_STEPS)) {
     const fn = async function (this: TaskContext, datasetId: unknown, kwargs: Record<string, unknown> = {}): Promise<[string]> {
       if (typeof datasetId !== 'string' || datasetId === '') {

@@ -70,7 +70,6 @@ export async function inspectDataset(call: StepCall): Promise<void> {
     if (e.type === 'symbolic link') report.update((hashed += e.lstat.size));
     files.push({ path: e.path, md5, size: e.lstat.size, type: e.type });
   }
-  report.update(hashed, true);
   await store.saveInspection(dataset._id, summary);
   await store.replaceFiles(dataset._id, files, settings.file_batch_size);
 }

@@ -2,7 +2,7 @@
 import type { DatasetsConfig } from '../../config';
 import type { AppLogger } from '../index';
 import type { DatasetStore } from '../datasets/store';
-import { ByteProgress, type ProgressSink } from '../datasets/progress';
+import { StepProgress, type ProgressSink } from '../datasets/progress';
 
 export interface BioloopDeps {
   store: DatasetStore;
@@ -17,13 +17,13 @@ export interface StepCall {
   /** Python-side kwargs beyond dataset_id (workflow_id, step, app_id, and a step's own options). */
   kwargs: Record<string, unknown>;
   signal: AbortSignal;
-  progress(name: string, total: number | null, units?: string): ByteProgress;
+  progress(name: string, total: number | null, units?: string): StepProgress;
   /** A STARTED meta written as is (await_stability's {name, time_remaining_sec}). */
   reportState(meta: Record<string, unknown>): void;
 }
 
 export function progressFactory(sink: ProgressSink): StepCall['progress'] {
-  return (name, total, units = 'bytes') => new ByteProgress(sink, name, total, units);
+  return (name, total, units = 'bytes') => new StepProgress(sink, name, total, units);
 }
 
 /** Sleeps, ending early (with the abort reason) on revoke or a time limit. */
