@@ -110,7 +110,8 @@ test('a directory dropped under the watched root ends STAGED: dataset, files, wo
     stop.abort();
     await watching;
   }
-});
+  // Six steps on a loaded 2-core CI machine: more than jest's default 60 s is allowed.
+}, 150_000);
 
 test('a dataset whose directory vanished fails at inspect with InspectionFailed, recorded in celery_taskmeta and the workflow', async () => {
   const origin = path.join(settings.watch_root, 'vanishing');

@@ -177,11 +177,16 @@ export class DatasetWatcher {
         this.opts.log.error(`watch: scan of ${this.opts.root} failed: ${(err as Error).message}`);
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.opts.pollIntervalMs);
-        signal.addEventListener('abort', () => {
+        const onAbort = (): void => {
           clearTimeout(t);
           resolve();
-        }, { once: true });
+        };
+        // One listener per wait, removed when the wait ends (a long run would pile them up).
+        const t = setTimeout(() => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        }, this.opts.pollIntervalMs);
+        signal.addEventListener('abort', onAbort, { once: true });
       });
     }
   }
