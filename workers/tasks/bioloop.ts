@@ -58,13 +58,24 @@ export function registerBioloopTasks(app: Celeriac, deps: BioloopDeps | (() => P
       if (typeof datasetId !== 'string' || datasetId === '') {
         throw new PythonError('TypeError', `${name}() needs a dataset id (a non-empty string), got ${JSON.stringify(datasetId) ?? String(datasetId)}`);
       }
-      const sink = (meta: object): Promise<void> => write(this, meta);
+      // Progress writes are not awaited by the step; the task waits for them before it ends, so
+      // a late STARTED write can never land after the final state (on FerretDB the backend's
+      // "never overwrite SUCCESS" guard is a conditional update, which is not atomic there).
+      const inFlight = new Set<Promise<void>>();
+      const sink = (meta: object): Promise<void> => {
+        const p = write(this, meta).catch(() => undefined);
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+        return p;
+      };
       try {
         const resolved = await getDeps();
-        await body({ deps: resolved, datasetId, kwargs, signal: this.signal, progress: progressFactory(sink), reportState: (m) => void sink(m).catch(() => undefined) });
+        await body({ deps: resolved, datasetId, kwargs, signal: this.signal, progress: progressFactory(sink), reportState: (m) => void sink(m) });
       } catch (err) {
         if (isIntegrityFailure(err) || this.signal.aborted || (err instanceof PythonError && err.pyType === 'TypeError')) throw err;
         throw new RetryableException(err);
+      } finally {
+        await Promise.all([...inFlight]);
       }
       return [datasetId];
     };
