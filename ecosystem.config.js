@@ -13,6 +13,11 @@
 // - celeriac-fleet-report: an example periodic script (cron_restart, autorestart: false): every
 //   15 minutes it logs the workers on the broker (`celeriac workers list`).
 //
+// - With CELERIAC_PM2_DATASETS=1 (and APP_ENV=bioloop for Bioloop's worker settings), two more,
+//   as Bioloop runs them: celeriac-watch (`celeriac watch`: new directories under
+//   datasets.watch_root become datasets and start their workflow; safe to restart) and
+//   celeriac-purge-stale-workflows (cron, daily at 07:00). Both need MongoDB (mongo.url).
+//
 // The broker and backend come from config/ (APP_ENV picks config/<env>.ts), .env, or the
 // environment pm2 is started with (CELERY_BROKER_URL, CELERY_RESULT_BACKEND, ...).
 const fs = require('node:fs');
@@ -37,6 +42,34 @@ const envs = {
   env: { APP_ENV: 'development' },
   env_production: { APP_ENV: 'production' },
 };
+
+// Dataset apps (opt-in: they need MongoDB and the datasets.* directories).
+const datasetApps = process.env.CELERIAC_PM2_DATASETS
+  ? [
+      {
+        name: `${APP}-watch`,
+        cwd: __dirname,
+        script: 'bin/celeriac.js',
+        args: 'watch',
+        kill_timeout: 10_000,
+        exp_backoff_restart_delay: 100,
+        max_restarts: 20,
+        autorestart: true,
+        ...logs(`${APP}-watch`),
+        ...envs,
+      },
+      {
+        name: `${APP}-purge-stale-workflows`,
+        cwd: __dirname,
+        script: 'bin/celeriac.js',
+        args: 'purge-stale-workflows',
+        cron_restart: '00 07 * * *',
+        autorestart: false,
+        ...logs(`${APP}-purge-stale-workflows`),
+        ...envs,
+      },
+    ]
+  : [];
 
 module.exports = {
   apps: [
@@ -75,5 +108,6 @@ module.exports = {
       ...logs(`${APP}-fleet-report`),
       ...envs,
     },
+    ...datasetApps,
   ],
 };

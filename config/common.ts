@@ -148,6 +148,30 @@ const common: Config = {
       },
     },
   },
+  datasets: {
+    type: 'RAW_DATA',
+    watch_root: './data/datasets/incoming',
+    archive_dir: './data/datasets/archive',
+    bundle_dir: './data/datasets/bundles',
+    staging_dir: './data/datasets/staging',
+    download_dir: './data/datasets/download',
+    rejects: ['.snapshots'],
+    // Bioloop's values: an hour without change, checked every five minutes.
+    recency_threshold_seconds: 3600,
+    stability_check_interval_seconds: 300,
+    poll_interval_seconds: 10,
+    full_scan_every_n_scans: 90,
+    file_batch_size: 1000,
+    stage_alias_salt: '',
+    genome_file_types: ['.cbcl', '.bcl', '.bcl.gz', '.bgzf', '.fastq.gz', '.bam', '.bam.bai', '.vcf.gz', '.vcf.gz.tbi', '.vcf'],
+    workflow: 'integrated',
+    retry_delay_seconds: 5,
+    purge: {
+      workflow_types: ['integrated', 'stage', 'delete'],
+      age_threshold_seconds: 86400,
+      max_purge_count: 10,
+    },
+  },
 };
 
 export default common;

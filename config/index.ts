@@ -17,7 +17,7 @@ import { cloneTree, deepFreeze, deepMerge, isTree, lookup, setPath } from './tre
 import type { Tree } from './tree';
 import type { Config, DeepPartial } from './types';
 
-export type { Config, DeepPartial } from './types';
+export type { Config, DeepPartial, DatasetsConfig } from './types';
 export { ConfigError } from './errors';
 export type { ConfigIssue } from './errors';
 

@@ -190,6 +190,40 @@ export interface WorkflowsConfig {
   registry: Record<string, { steps: WorkflowStepConfig[]; description?: string | null }>;
 }
 
+/** Bioloop-style dataset handling on local storage (an archive directory stands in for tape). */
+export interface DatasetsConfig {
+  /** Dataset type registered by the watch script (Bioloop: RAW_DATA, DATA_PRODUCT). */
+  type: string;
+  /** New directories here become datasets. */
+  watch_root: string;
+  /** Where archive_dataset puts `<name>.tar` (the tape stand-in). */
+  archive_dir: string;
+  /** Working space for tars: `generate/` (made by archive) and `stage/` (fetched by stage). */
+  bundle_dir: string;
+  /** stage_dataset extracts to `<staging_dir>/<alias>/<name>`. */
+  staging_dir: string;
+  /** setup_dataset_download links `<download_dir>/<alias>` and the bundle here. */
+  download_dir: string;
+  /** Directory names under watch_root never registered (fnmatch patterns). */
+  rejects: string[];
+  recency_threshold_seconds: number;
+  stability_check_interval_seconds: number;
+  poll_interval_seconds: number;
+  full_scan_every_n_scans: number;
+  file_batch_size: number;
+  stage_alias_salt: string;
+  genome_file_types: string[];
+  /** Workflow the watch script starts for a new dataset. */
+  workflow: string;
+  /** Seconds between retries of a transient failure (Bioloop: 5). */
+  retry_delay_seconds: number;
+  purge: {
+    workflow_types: string[];
+    age_threshold_seconds: number;
+    max_purge_count: number;
+  };
+}
+
 export interface Config {
   celery: CeleryConfig;
   worker: WorkerConfig;
@@ -198,6 +232,7 @@ export interface Config {
   climate: ClimateConfig;
   curation: CurationConfig;
   workflows: WorkflowsConfig;
+  datasets: DatasetsConfig;
 }
 
 /**

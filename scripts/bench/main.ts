@@ -30,6 +30,7 @@ import { runAmqp, stopAmqp, type AmqpMode } from './amqp';
 import { fmt, peersReport, renderTable } from './peers';
 import { POOLS_HELP, POOLS_OPTIONS, runPools, stopPools } from './pools';
 import { CLIMATE_HELP, CLIMATE_OPTIONS, runClimate, stopClimate } from './climate';
+import { runMd5Bench } from './md5';
 
 const { values: flags } = parseArgs({
   options: {
@@ -54,6 +55,7 @@ const { values: flags } = parseArgs({
     'celerynode-amqp-n': { type: 'string', default: '2000' },
     'celeriac-node-arg': { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', default: false },
+    'md5-mib': { type: 'string', default: '256' },
     ...POOLS_OPTIONS,
     ...CLIMATE_OPTIONS,
   },
@@ -64,7 +66,8 @@ if (flags.help) {
   process.stdout.write(
     [
       'npm run bench -- [options]',
-      '  --suite S                 brokers (the no-op broker bench below), pools (CPU-bound tasks per pool), climate (NetCDF area statistics) or rq (rq jobs: scripts/bench/rq.ts, own flags) (brokers)',
+      '  --suite S                 brokers (the no-op broker bench below), pools (CPU-bound tasks per pool), climate (NetCDF area statistics), workflows (inspect_dataset md5 vs hashlib), rq or curation (own flags: scripts/bench/rq.ts, curation.ts) (brokers)',
+      '  --md5-mib N               workflows: MiB of files inspect_dataset md5s against Python hashlib (256)',
       '  --broker B                redis, amqp or all (all)',
       '  --n N                     tasks per drain (20000)',
       '  --latency N               sequential round trips per worker (500; 0 = skip)',
@@ -93,8 +96,8 @@ if (flags.help) {
 }
 
 const SUITE = flags.suite;
-if (SUITE !== 'brokers' && SUITE !== 'pools' && SUITE !== 'climate') {
-  process.stderr.write(`--suite: expected brokers, pools or climate, got ${JSON.stringify(SUITE)}\n`);
+if (SUITE !== 'brokers' && SUITE !== 'pools' && SUITE !== 'climate' && SUITE !== 'workflows') {
+  process.stderr.write(`--suite: expected brokers, pools, climate, workflows, rq or curation, got ${JSON.stringify(SUITE)}\n`);
   process.exit(2);
 }
 const BROKER = flags.broker;
@@ -260,6 +263,10 @@ async function main(): Promise<void> {
   }
   if (SUITE === 'climate') {
     process.stdout.write(await runClimate(flags, { python, tempDir, code }));
+    return;
+  }
+  if (SUITE === 'workflows') {
+    process.stdout.write(await runMd5Bench({ python, tempDir, totalMiB: positiveInt('md5-mib', flags['md5-mib']), fileMiB: 16, repeat: REPEAT }));
     return;
   }
   const common = {
