@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { freePort, logTail } from './redisServer';
+import { logTail, onAFreePort } from './redisServer';
 
 export interface StartedMongo {
   pid: number;
@@ -58,14 +58,5 @@ export async function startMongo(dir: string, env: NodeJS.ProcessEnv): Promise<S
         '`bash scripts/mongo-server/build.sh` (Go + the module proxy); run that first.',
     );
   }
-  let lastError: Error | undefined;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      return await startOnPort(await freePort(), dir, env);
-    } catch (err) {
-      lastError = err as Error;
-      if (!/address already in use/i.test(lastError.message)) break;
-    }
-  }
-  throw lastError ?? new Error('mongo-server did not start');
+  return onAFreePort((port) => startOnPort(port, dir, env), 'mongo-server');
 }

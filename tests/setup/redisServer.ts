@@ -93,15 +93,22 @@ async function startOnPort(port: number, dir: string, env: NodeJS.ProcessEnv): P
 
 export async function startRedis(dir: string, env: NodeJS.ProcessEnv): Promise<StartedRedis> {
   requireBinary();
+  return onAFreePort((port) => startOnPort(port, dir, env), 'redis-server');
+}
+
+/**
+ * Starts a server on a free port, again on another one if the port was taken between the check
+ * and the bind (only that lost race is worth another try).
+ */
+export async function onAFreePort<T>(start: (port: number) => Promise<T>, what: string): Promise<T> {
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnPort(await freePort(), dir, env);
+      return await start(await freePort());
     } catch (err) {
       lastError = err as Error;
-      // Only a lost race for the port is worth another try.
-      if (!/Address already in use/i.test(lastError.message)) break;
+      if (!/address already in use/i.test(lastError.message)) break;
     }
   }
-  throw lastError ?? new Error('redis-server did not start');
+  throw lastError ?? new Error(`${what} did not start`);
 }
