@@ -16,6 +16,7 @@ import { freePort } from '../setup/redisServer';
 import type { JobDocument } from '../../workers/jobs/log';
 
 const BROKER_DB = 88;
+const BACKEND_DB = 89;
 const MONGO_DB = 'climate_jobs_test';
 const POLYGON = { type: 'Polygon', coordinates: [[[30.61, 0.53], [34.87, 0.71], [35.33, 3.41], [31.07, 3.77], [30.61, 0.53]]] };
 
@@ -70,17 +71,30 @@ async function startApi(): Promise<void> {
   await api.waitReady();
 }
 
+// -P processes -c 2 with a Redis result backend: statistics jobs run as chords of chunk tasks
+// spread over both pool processes (workers/jobs/fanOut.ts); downloads run in one slot.
 const startWorker = (name: string): Promise<ProcessHandle> =>
-  startCeleriacWorker({ brokerUrl: testRedisUrl(BROKER_DB), hostname: `${name}@test`, concurrency: 2, app: 'workers/tasks/climateJobs.ts', env, timeoutMs: 60_000 });
+  startCeleriacWorker({
+    brokerUrl: testRedisUrl(BROKER_DB),
+    backendUrl: testRedisUrl(BACKEND_DB),
+    hostname: `${name}@test`,
+    concurrency: 2,
+    app: 'workers/tasks/climateJobs.ts',
+    extraArgs: ['-P', 'processes'],
+    env,
+    timeoutMs: 90_000,
+  });
 
 beforeAll(async () => {
   dir = testTmpDir('climate-jobs');
   await runPyJson(`import climate_jobs_client as c\nc.generate(${JSON.stringify(path.join(dir, 'chirps'))}, '2019-12-20', 21)`);
   // A longer series for the kill test: enough files that the job is still running when killed.
   await runPyJson(`import climate_jobs_client as c\nc.generate(${JSON.stringify(path.join(dir, 'long'))}, '2018-01-01', 500, 40, 40)`, { timeoutMs: 180_000 });
-  const redis = new Redis(testRedisUrl(BROKER_DB));
-  await redis.flushdb();
-  redis.disconnect();
+  for (const url of [testRedisUrl(BROKER_DB), testRedisUrl(BACKEND_DB)]) {
+    const redis = new Redis(url);
+    await redis.flushdb();
+    redis.disconnect();
+  }
   mongo = await openMongo(testMongoUrl(MONGO_DB), { dbName: MONGO_DB, maxAttempts: 3 });
   db = mongo.db;
   await db.dropDatabase();
@@ -131,6 +145,28 @@ describe('statistics jobs', () => {
     expect(doc!.warnings.some((w) => w.includes('20200110'))).toBe(true);
     expect(doc!.warnings.some((w) => w.includes('-9999'))).toBe(true);
     expect(doc!.errors).toEqual([]);
+  }, 150_000);
+
+  test('a two-year job runs as several climate.area_values chunks on the pool, merged in date order', async () => {
+    const res = await runJob(request(4));
+    const ref = res.reference!;
+    expect(res.data.data.map((d) => d.date)).toEqual(ref.map((r) => r.date));
+    res.data.data.forEach((d, i) => expect(Math.abs((d.value as Record<string, number>).sum - ref[i].value)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(ref[i].value))));
+    const doc = (await jobDoc(res.job))!;
+    expect(doc).toMatchObject({ status: 'Processing_Complete', progress: 100, is_errored: false });
+    expect(res.progress_seen[res.progress_seen.length - 1]).toBe(100);
+    // One chunk per year at least (2019 and 2020): each is a climate.area_values result in the backend.
+    const ids = doc.chunks!.ids;
+    expect(ids.length).toBeGreaterThan(1);
+    const backend = new Redis(testRedisUrl(BACKEND_DB));
+    const metas = await Promise.all(ids.map(async (id) => JSON.parse((await backend.get(`celery-task-meta-${id}`)) ?? 'null') as { status: string; result: { values: { date: string }[] } } | null));
+    backend.disconnect();
+    expect(metas.map((m) => m?.status)).toEqual(ids.map(() => 'SUCCESS'));
+    const years = metas.map((m) => [...new Set(m!.result.values.map((v) => v.date.slice(0, 4)))]);
+    expect(years).toEqual([['2019'], ['2020']]);
+    expect(metas.reduce((n, m) => n + m!.result.values.length, 0)).toBe(ref.length);
+    // The chunks' warnings (the truncated file) reach the job log.
+    expect(doc.warnings.some((w) => w.includes('20200110'))).toBe(true);
   }, 150_000);
 
   test('JSONP: callback wraps the progress and the data answers', async () => {
@@ -261,12 +297,11 @@ describe('a worker killed mid-job', () => {
     while (Date.now() < end && (await jobDoc(uuid))?.status !== 'Processing_Complete') await new Promise((r) => setTimeout(r, 250));
     const done = (await jobDoc(uuid))!;
     if (done.status !== 'Processing_Complete') throw new Error(`job not finished after the kill: ${JSON.stringify(done)}\nw1 output:\n${killed.output().slice(-4000)}\nw2 output:\n${worker.output().slice(-4000)}`);
+    // The job was a chord by then: w1's chunks (acks_late) went back to the queue, w2 ran them and
+    // the chord body, which completed attempt 1 and noted that w1 had gone quiet.
     expect(done).toMatchObject({ status: 'Processing_Complete', progress: 100, is_errored: false, worker: 'w2@test' });
-    expect(done.attempts.map((a) => [a.attempt, a.worker, a.finished_at !== undefined])).toEqual([
-      [1, 'w1@test', false],
-      [2, 'w2@test', true],
-    ]);
-    expect(done.warnings.some((w) => w.startsWith('worker w1@test stopped during attempt 1'))).toBe(true);
+    expect(done.attempts.map((a) => [a.attempt, a.worker, a.finished_at !== undefined])).toEqual([[1, 'w1@test', true]]);
+    expect(done.warnings.some((w) => w.startsWith('worker w1@test stopped during attempt 1') && w.includes('w2@test completed the job'))).toBe(true);
     const data = (await (await fetch(`${base}/api/getDataFromRequest/?id=${uuid}`)).json()) as RunResult['data'];
     expect(data.data).toHaveLength(500);
     expect(data.data[0].date).toBe('01/01/2018');

@@ -56,6 +56,8 @@ export interface JobDocument {
   worker: string | null;
   attempts: JobAttempt[];
   results: JobResults;
+  /** Statistics jobs spread over the pool: the chunk task ids of the attempt that sent them. */
+  chunks?: { attempt: number; ids: string[] };
   completed_at?: Date;
 }
 
@@ -202,6 +204,32 @@ export class JobLog {
     if (!(await claim.touch())) return false;
     await this.jobs.updateOne({ _id: claim.uuid }, { $set: { progress, updated_at: new Date() } });
     return true;
+  }
+
+  /** The chunk tasks an attempt sent (workers/jobs/fanOut.ts); false when it was taken over. */
+  async recordChunks(claim: JobClaim, ids: readonly string[]): Promise<boolean> {
+    if (!(await claim.touch())) return false;
+    await this.jobs.updateOne({ _id: claim.uuid }, { $set: { chunks: { attempt: claim.attempt, ids: [...ids] }, updated_at: new Date() } });
+    return true;
+  }
+
+  /**
+   * A chord body finishing a job on `claim.worker`: when the worker that holds the attempt has
+   * gone quiet for the lease (it was killed while the chunks ran elsewhere), the log says so and
+   * names the finisher as the job's worker.
+   */
+  async noteFinisher(claim: JobClaim, now = new Date()): Promise<void> {
+    const latest = await this.latestClaim(claim.uuid);
+    if (!latest || latest.attempt !== claim.attempt || latest.worker === claim.worker) return;
+    const quietForMs = now.getTime() - latest.touched_at.getTime();
+    if (quietForMs < this.leaseMs) return;
+    await this.jobs.updateOne(
+      { _id: claim.uuid },
+      {
+        $set: { worker: claim.worker, updated_at: now },
+        $push: { warnings: `worker ${latest.worker} stopped during attempt ${claim.attempt} (no write for ${Math.round(quietForMs / 1000)} s); its chunks finished on other workers and ${claim.worker} completed the job` },
+      },
+    );
   }
 
   async warn(uuid: string, warnings: readonly string[]): Promise<void> {
