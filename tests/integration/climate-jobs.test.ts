@@ -13,7 +13,10 @@ import { PROJECT_ROOT, testMongoUrl, testRedisUrl, testTmpDir } from '../helpers
 import { startProcess, type ProcessHandle } from '../helpers/processes';
 import { runPyJson } from '../helpers/python';
 import { freePort } from '../setup/redisServer';
-import type { JobDocument } from '../../workers/jobs/log';
+import { randomUUID } from 'node:crypto';
+import { JobLog, type JobDocument } from '../../workers/jobs/log';
+import { finishJob, watchChunks } from '../../workers/jobs/fanOut';
+import type { JobRequest } from '../../workers/jobs/request';
 
 const BROKER_DB = 88;
 const BACKEND_DB = 89;
@@ -44,7 +47,11 @@ const py = (code: string, timeoutMs = 120_000): Promise<RunResult> =>
 
 function runJob(params: Record<string, string>, method: 'GET' | 'POST' = 'GET', dataDir = 'chirps', timeout = 90): Promise<RunResult> {
   const spec = { base, params, method, data_dir: path.join(dir, dataDir), timeout };
-  return py(`c.run(json.loads(${JSON.stringify(JSON.stringify(spec))}))`);
+  return py(`c.run(json.loads(${JSON.stringify(JSON.stringify(spec))}))`).catch(async (err: Error) => {
+    const job = /job ([0-9a-f-]{36})/.exec(err.message)?.[1];
+    const doc = job ? await jobDoc(job) : null;
+    throw new Error(`${err.message}\njob log: ${JSON.stringify(doc)}\nworker output:\n${worker.output().slice(-6000)}`);
+  });
 }
 
 const request = (op: number, extra: Record<string, string> = {}): Record<string, string> => ({
@@ -148,7 +155,10 @@ describe('statistics jobs', () => {
   }, 150_000);
 
   test('a two-year job runs as several climate.area_values chunks on the pool, merged in date order', async () => {
-    const res = await runJob(request(4));
+    // Two jobs at once on -c 2: no task waits on another, so neither can starve the other's chunks.
+    const [res, other] = await Promise.all([runJob(request(4)), runJob(request(1), 'POST')]);
+    expect((await jobDoc(other.job))!).toMatchObject({ status: 'Processing_Complete', progress: 100 });
+    expect(other.data.data).toHaveLength(other.reference!.length);
     const ref = res.reference!;
     expect(res.data.data.map((d) => d.date)).toEqual(ref.map((r) => r.date));
     res.data.data.forEach((d, i) => expect(Math.abs((d.value as Record<string, number>).sum - ref[i].value)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(ref[i].value))));
@@ -167,7 +177,7 @@ describe('statistics jobs', () => {
     expect(metas.reduce((n, m) => n + m!.result.values.length, 0)).toBe(ref.length);
     // The chunks' warnings (the truncated file) reach the job log.
     expect(doc.warnings.some((w) => w.includes('20200110'))).toBe(true);
-  }, 150_000);
+  }, 240_000);
 
   test('JSONP: callback wraps the progress and the data answers', async () => {
     const res = await runJob(request(5));
@@ -265,6 +275,74 @@ describe('validation', () => {
     expect(await (await fetch(`${base}/api/getDataRequestProgress/?id=${unknown}`)).json()).toEqual([-1]);
     expect((await fetch(`${base}/api/getDataFromRequest/?id=${unknown}`)).status).toBe(404);
     expect((await fetch(`${base}/api/getFileForJobID/?id=${unknown}`)).status).toBe(404);
+  });
+});
+
+describe('the pieces of a fanned-out job, on the job log', () => {
+  const jobRequest: JobRequest = { datatype: 0, operationtype: 5, begintime: '12/30/2019', endtime: '01/02/2020', intervaltype: 0, geometry: POLYGON as JobRequest['geometry'], from_ui: false };
+  const value = (date: string, v: number) => ({ date, epochTime: Date.parse(date) / 1000, value: v, validCells: 3, file: `/f/${date.slice(0, 10)}.nc4` });
+
+  async function claimed(log: JobLog, worker = 'w9@test') {
+    const uuid = randomUUID();
+    await log.create(uuid, jobRequest);
+    const outcome = await log.claim(uuid, worker);
+    if (outcome.kind !== 'claimed') throw new Error(`not claimed: ${outcome.kind}`);
+    return { uuid, claim: outcome.claim };
+  }
+
+  test('the body merges the chunks in date order, logs their warnings and completes; the watcher then stops', async () => {
+    const log = new JobLog(db, 60_000);
+    const { uuid, claim } = await claimed(log);
+    const states = new Map([['a', 'PENDING'], ['b', 'PENDING']]);
+    const watching = watchChunks({ log, state: async (id) => ({ status: states.get(id) ?? 'PENDING' }), pollMs: 20, touchEveryMs: 100 }, claim, ['a', 'b']);
+    states.set('b', 'SUCCESS');
+    const parts = [
+      { values: [value('2020-01-01T00:00:00.000Z', 2), value('2020-01-02T00:00:00.000Z', 3)], warnings: [{ file: '/f/x.nc4', message: 'skipped: truncated' }] },
+      { values: [value('2019-12-30T00:00:00.000Z', 0), value('2019-12-31T00:00:00.000Z', 1)], warnings: [] },
+    ];
+    states.set('a', 'SUCCESS');
+    expect(await finishJob({ log, outputDir: path.join(dir, 'out') }, parts, uuid, claim.attempt, 'w9@test')).toMatchObject({ kind: 'completed', steps: 4, warnings: 1 });
+    await watching;
+    const doc = (await jobDoc(uuid))!;
+    expect(doc).toMatchObject({ status: 'Processing_Complete', progress: 100, worker: 'w9@test', warnings: ['x.nc4: skipped: truncated'] });
+    const data = (await (await fetch(`${base}/api/getDataFromRequest/?id=${uuid}`)).json()) as RunResult['data'];
+    expect(data.data.map((d) => [d.date, d.value])).toEqual([
+      ['12/30/2019', { avg: 0 }],
+      ['12/31/2019', { avg: 1 }],
+      ['01/01/2020', { avg: 2 }],
+      ['01/02/2020', { avg: 3 }],
+    ]);
+  });
+
+  test('a failed chord body (stored under the job id) fails the job', async () => {
+    const log = new JobLog(db, 60_000);
+    const { uuid, claim } = await claimed(log);
+    const failed = { status: 'FAILURE', result: { exc_type: 'OSError', exc_message: ['disk full'] } };
+    await watchChunks({ log, state: async (id) => (id === uuid ? failed : { status: 'SUCCESS' }), pollMs: 20, touchEveryMs: 100 }, claim, ['a', 'b']);
+    expect(await jobDoc(uuid)).toMatchObject({ progress: -1, is_errored: true, errors: ['merging the chunks failed: OSError: disk full'] });
+  });
+
+  test('a progress write that lands after the body completed the job leaves progress at 100', async () => {
+    const log = new JobLog(db, 60_000);
+    const { uuid, claim } = await claimed(log);
+    expect(await log.complete(claim, {})).toBe(true);
+    expect(await log.progress(claim, 50)).toBe(true);
+    expect(await jobDoc(uuid)).toMatchObject({ status: 'Processing_Complete', progress: 100 });
+  });
+
+  test('a body of an attempt that was taken over writes nothing', async () => {
+    const log = new JobLog(db, 0);
+    const { uuid, claim } = await claimed(log);
+    expect((await log.claim(uuid, 'w8@test')).kind).toBe('claimed');
+    expect(await finishJob({ log, outputDir: path.join(dir, 'out') }, [], uuid, claim.attempt, 'w9@test')).toEqual({ kind: 'taken-over', uuid });
+    expect((await jobDoc(uuid))!.status).toBe('In_Progress');
+  });
+
+  test('a failed chunk fails the job (progress -1, the error names the chunk): the body will never run', async () => {
+    const log = new JobLog(db, 60_000);
+    const { uuid, claim } = await claimed(log);
+    await watchChunks({ log, state: async (id) => (id === 'bad' ? { status: 'FAILURE', result: { exc_type: 'ValueError', exc_message: ['chunk.files: must be a list'] } } : { status: 'SUCCESS' }), pollMs: 20, touchEveryMs: 100 }, claim, ['ok', 'bad']);
+    expect(await jobDoc(uuid)).toMatchObject({ status: 'Processing_Complete', progress: -1, is_errored: true, errors: ['chunk bad of the job ended FAILURE: ValueError: chunk.files: must be a list'] });
   });
 });
 

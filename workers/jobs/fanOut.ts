@@ -67,8 +67,8 @@ export async function finishJob(deps: FinishDeps, parts: readonly AreaValues[], 
 
 export interface WatchDeps {
   log: JobLog;
-  /** A chunk task's state in the result backend (PENDING until it is stored). */
-  state(taskId: string): Promise<string>;
+  /** A task's state in the result backend (PENDING until it is stored) and its stored result. */
+  state(taskId: string): Promise<{ status: string; result?: unknown }>;
   pollMs?: number;
   /** How often the claim's lease is refreshed (progress writes refresh it too). */
   touchEveryMs: number;
@@ -77,6 +77,14 @@ export interface WatchDeps {
 }
 
 const READY = new Set(['SUCCESS', 'FAILURE', 'REVOKED']);
+
+/** `: ValueError: ...` from a stored Celery exception document, or nothing. */
+function errorText(result: unknown): string {
+  const exc = result as { exc_type?: unknown; exc_message?: unknown } | null | undefined;
+  if (!exc || typeof exc.exc_type !== 'string') return '';
+  const args = Array.isArray(exc.exc_message) ? exc.exc_message : [exc.exc_message];
+  return `: ${exc.exc_type}: ${args.map(String).join(', ')}`;
+}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 /**
@@ -94,16 +102,25 @@ export async function watchChunks(deps: WatchDeps, claim: JobClaim, chunkIds: re
     const job = await deps.log.get(claim.uuid);
     if (!job || job.status === 'Processing_Complete') return;
     for (const id of [...pending]) {
-      const state = await deps.state(id);
-      if (!READY.has(state)) continue;
+      const { status, result } = await deps.state(id);
+      if (!READY.has(status)) continue;
       pending.delete(id);
-      if (state !== 'SUCCESS') {
-        await deps.log.fail(claim.uuid, `chunk ${id} of the job ended ${state}`, claim);
+      if (status !== 'SUCCESS') {
+        await deps.log.fail(claim.uuid, `chunk ${id} of the job ended ${status}${errorText(result)}`, claim);
         return;
       }
     }
-    // report() writes at most once a second and throws when a later attempt owns the job.
-    if (!(await progress.report(chunkIds.length - pending.size, chunkIds.length).then(() => true, () => false))) return;
+    if (pending.size === 0) {
+      // The body runs under the job's id (it replaced the job task): a failed body fails the job.
+      const body = await deps.state(claim.uuid);
+      if (body.status === 'FAILURE') {
+        await deps.log.fail(claim.uuid, `merging the chunks failed${errorText(body.result)}`, claim);
+        return;
+      }
+    }
+    // report() writes at most once a second and throws when a later attempt owns the job. Once
+    // every chunk is in, the body writes 100: nothing to report.
+    if (pending.size > 0 && !(await progress.report(chunkIds.length - pending.size, chunkIds.length).then(() => true, () => false))) return;
     if (Date.now() - touchedAt >= deps.touchEveryMs) {
       if (!(await claim.touch())) return;
       touchedAt = Date.now();

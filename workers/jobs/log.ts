@@ -202,7 +202,15 @@ export class JobLog {
 
   async progress(claim: JobClaim, progress: number): Promise<boolean> {
     if (!(await claim.touch())) return false;
-    await this.jobs.updateOne({ _id: claim.uuid }, { $set: { progress, updated_at: new Date() } });
+    await this.jobs.updateOne({ _id: claim.uuid, status: 'In_Progress' }, { $set: { progress, updated_at: new Date() } });
+    // Another process (a fanned-out job's chord body) may have completed the job between the
+    // check above and this write (FerretDB's conditional updates are not atomic): read it back
+    // and put the final progress back. Its write came first, so this one is the last word.
+    const after = await this.jobs.findOne({ _id: claim.uuid }, { projection: { status: 1, is_errored: 1, progress: 1 } });
+    if (after?.status === 'Processing_Complete') {
+      const final = after.is_errored ? -1 : 100;
+      if (after.progress !== final) await this.jobs.updateOne({ _id: claim.uuid }, { $set: { progress: final } });
+    }
     return true;
   }
 

@@ -96,7 +96,7 @@ export function register(app: Celeriac) {
           if (!(await ctx.log.recordChunks(claim, chunkIds))) return { kind: 'taken-over', uuid };
           // Progress only (see fanOut.ts): left running after this task has handed its slot back.
           const backend = await app.backend();
-          const state = async (id: string): Promise<string> => (await backend?.get(id))?.status ?? 'PENDING';
+          const state = async (id: string) => (await backend?.get(id)) ?? { status: 'PENDING' };
           watchChunks({ log: ctx.log, state, touchEveryMs: Math.max(200, ctx.leaseMs / 3) }, claim, chunkIds).catch((err: unknown) => {
             app.log.warn(`climate job ${uuid}: progress watcher stopped: ${(err as Error).message}`);
           });
