@@ -18,14 +18,12 @@ import { mergeAreaValues, planAreaRequest, type AreaGeometry, type AreaPlan, typ
 import { warningText } from './climateCompute';
 import type { Dataset } from './datasets';
 import { JobClaim, type JobLog } from './log';
-import { OPERATIONS, parseUsDate, type JobRequest, type StatisticKey } from './request';
+import { OPERATIONS, type JobRequest, type StatisticKey } from './request';
 import { sortByDate, stepEntry, writeDataFile } from './results';
-import { ProgressReporter, type RunOutcome } from './runner';
+import { isoDay, ProgressReporter, type RunOutcome } from './runner';
 
 /** The chord body's task name (registered by workers/tasks/climateJobs.ts). */
 export const FINISH_JOB_TASK = 'climate.finish_job';
-
-const isoDay = (usDate: string, name: string): string => new Date(parseUsDate(usDate, name)).toISOString().slice(0, 10);
 
 /** The per-year chunks of a statistics job (no chunks: no files in the range). */
 export function planStatistics(dataset: Dataset, request: JobRequest): Promise<AreaPlan> {

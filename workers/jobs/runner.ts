@@ -40,7 +40,7 @@ export type RunOutcome =
 /** Raised inside the run when a later attempt owns the job: stop quietly. */
 class TakenOver extends Error {}
 
-const isoDay = (usDate: string, name: string): string => new Date(parseUsDate(usDate, name)).toISOString().slice(0, 10);
+export const isoDay = (usDate: string, name: string): string => new Date(parseUsDate(usDate, name)).toISOString().slice(0, 10);
 
 /** Writes progress at most once a second and only when it moved by a tenth of the job. */
 export class ProgressReporter {
