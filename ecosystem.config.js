@@ -9,7 +9,8 @@
 // - celeriac-climate-api: the ClimateSERV-compatible job API (`celeriac climate-api`), on
 //   climate.api_port (CELERIAC_CLIMATE_API_PORT, 8095). It needs MongoDB (CELERIAC_MONGO_URL) and
 //   the datasets (CELERIAC_CLIMATE_DATASETS); the workers that run its jobs load
-//   `-A workers/tasks/climateJobs` and consume climate.queue (default `celery`).
+//   `-A workers/tasks/climateJobs` and consume climate.queue (default `celery`); with a Redis (or
+//   file) result backend their statistics jobs are spread over every worker's pool as chunk tasks.
 // - celeriac-fleet-report: an example periodic script (cron_restart, autorestart: false): every
 //   15 minutes it logs the workers on the broker (`celeriac workers list`).
 //

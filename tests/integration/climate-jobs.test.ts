@@ -13,9 +13,13 @@ import { PROJECT_ROOT, testMongoUrl, testRedisUrl, testTmpDir } from '../helpers
 import { startProcess, type ProcessHandle } from '../helpers/processes';
 import { runPyJson } from '../helpers/python';
 import { freePort } from '../setup/redisServer';
-import type { JobDocument } from '../../workers/jobs/log';
+import { randomUUID } from 'node:crypto';
+import { JobLog, type JobDocument } from '../../workers/jobs/log';
+import { finishJob, watchChunks } from '../../workers/jobs/fanOut';
+import type { JobRequest } from '../../workers/jobs/request';
 
 const BROKER_DB = 88;
+const BACKEND_DB = 89;
 const MONGO_DB = 'climate_jobs_test';
 const POLYGON = { type: 'Polygon', coordinates: [[[30.61, 0.53], [34.87, 0.71], [35.33, 3.41], [31.07, 3.77], [30.61, 0.53]]] };
 
@@ -43,7 +47,11 @@ const py = (code: string, timeoutMs = 120_000): Promise<RunResult> =>
 
 function runJob(params: Record<string, string>, method: 'GET' | 'POST' = 'GET', dataDir = 'chirps', timeout = 90): Promise<RunResult> {
   const spec = { base, params, method, data_dir: path.join(dir, dataDir), timeout };
-  return py(`c.run(json.loads(${JSON.stringify(JSON.stringify(spec))}))`);
+  return py(`c.run(json.loads(${JSON.stringify(JSON.stringify(spec))}))`).catch(async (err: Error) => {
+    const job = /job ([0-9a-f-]{36})/.exec(err.message)?.[1];
+    const doc = job ? await jobDoc(job) : null;
+    throw new Error(`${err.message}\njob log: ${JSON.stringify(doc)}\nworker output:\n${worker.output().slice(-6000)}`);
+  });
 }
 
 const request = (op: number, extra: Record<string, string> = {}): Record<string, string> => ({
@@ -70,17 +78,30 @@ async function startApi(): Promise<void> {
   await api.waitReady();
 }
 
+// -P processes -c 2 with a Redis result backend: statistics jobs run as chords of chunk tasks
+// spread over both pool processes (workers/jobs/fanOut.ts); downloads run in one slot.
 const startWorker = (name: string): Promise<ProcessHandle> =>
-  startCeleriacWorker({ brokerUrl: testRedisUrl(BROKER_DB), hostname: `${name}@test`, concurrency: 2, app: 'workers/tasks/climateJobs.ts', env: { ...env, CELERIAC_UNACKED_MUTEX_EXPIRE: '3' }, timeoutMs: 60_000 });
+  startCeleriacWorker({
+    brokerUrl: testRedisUrl(BROKER_DB),
+    backendUrl: testRedisUrl(BACKEND_DB),
+    hostname: `${name}@test`,
+    concurrency: 2,
+    app: 'workers/tasks/climateJobs.ts',
+    extraArgs: ['-P', 'processes'],
+    env: { ...env, CELERIAC_UNACKED_MUTEX_EXPIRE: '3' },
+    timeoutMs: 90_000,
+  });
 
 beforeAll(async () => {
   dir = testTmpDir('climate-jobs');
   await runPyJson(`import climate_jobs_client as c\nc.generate(${JSON.stringify(path.join(dir, 'chirps'))}, '2019-12-20', 21)`);
   // A longer series for the kill test: enough files that the job is still running when killed.
   await runPyJson(`import climate_jobs_client as c\nc.generate(${JSON.stringify(path.join(dir, 'long'))}, '2018-01-01', 500, 40, 40)`, { timeoutMs: 180_000 });
-  const redis = new Redis(testRedisUrl(BROKER_DB));
-  await redis.flushdb();
-  redis.disconnect();
+  for (const url of [testRedisUrl(BROKER_DB), testRedisUrl(BACKEND_DB)]) {
+    const redis = new Redis(url);
+    await redis.flushdb();
+    redis.disconnect();
+  }
   mongo = await openMongo(testMongoUrl(MONGO_DB), { dbName: MONGO_DB, maxAttempts: 3 });
   db = mongo.db;
   await db.dropDatabase();
@@ -132,6 +153,31 @@ describe('statistics jobs', () => {
     expect(doc!.warnings.some((w) => w.includes('-9999'))).toBe(true);
     expect(doc!.errors).toEqual([]);
   }, 150_000);
+
+  test('a two-year job runs as several climate.area_values chunks on the pool, merged in date order', async () => {
+    // Two jobs at once on -c 2: no task waits on another, so neither can starve the other's chunks.
+    const [res, other] = await Promise.all([runJob(request(4)), runJob(request(1), 'POST')]);
+    expect((await jobDoc(other.job))!).toMatchObject({ status: 'Processing_Complete', progress: 100 });
+    expect(other.data.data).toHaveLength(other.reference!.length);
+    const ref = res.reference!;
+    expect(res.data.data.map((d) => d.date)).toEqual(ref.map((r) => r.date));
+    res.data.data.forEach((d, i) => expect(Math.abs((d.value as Record<string, number>).sum - ref[i].value)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(ref[i].value))));
+    const doc = (await jobDoc(res.job))!;
+    expect(doc).toMatchObject({ status: 'Processing_Complete', progress: 100, is_errored: false });
+    expect(res.progress_seen[res.progress_seen.length - 1]).toBe(100);
+    // One chunk per year at least (2019 and 2020): each is a climate.area_values result in the backend.
+    const ids = doc.chunks!.ids;
+    expect(ids.length).toBeGreaterThan(1);
+    const backend = new Redis(testRedisUrl(BACKEND_DB));
+    const metas = await Promise.all(ids.map(async (id) => JSON.parse((await backend.get(`celery-task-meta-${id}`)) ?? 'null') as { status: string; result: { values: { date: string }[] } } | null));
+    backend.disconnect();
+    expect(metas.map((m) => m?.status)).toEqual(ids.map(() => 'SUCCESS'));
+    const years = metas.map((m) => [...new Set(m!.result.values.map((v) => v.date.slice(0, 4)))]);
+    expect(years).toEqual([['2019'], ['2020']]);
+    expect(metas.reduce((n, m) => n + m!.result.values.length, 0)).toBe(ref.length);
+    // The chunks' warnings (the truncated file) reach the job log.
+    expect(doc.warnings.some((w) => w.includes('20200110'))).toBe(true);
+  }, 240_000);
 
   test('JSONP: callback wraps the progress and the data answers', async () => {
     const res = await runJob(request(5));
@@ -232,6 +278,74 @@ describe('validation', () => {
   });
 });
 
+describe('the pieces of a fanned-out job, on the job log', () => {
+  const jobRequest: JobRequest = { datatype: 0, operationtype: 5, begintime: '12/30/2019', endtime: '01/02/2020', intervaltype: 0, geometry: POLYGON as JobRequest['geometry'], from_ui: false };
+  const value = (date: string, v: number) => ({ date, epochTime: Date.parse(date) / 1000, value: v, validCells: 3, file: `/f/${date.slice(0, 10)}.nc4` });
+
+  async function claimed(log: JobLog, worker = 'w9@test') {
+    const uuid = randomUUID();
+    await log.create(uuid, jobRequest);
+    const outcome = await log.claim(uuid, worker);
+    if (outcome.kind !== 'claimed') throw new Error(`not claimed: ${outcome.kind}`);
+    return { uuid, claim: outcome.claim };
+  }
+
+  test('the body merges the chunks in date order, logs their warnings and completes; the watcher then stops', async () => {
+    const log = new JobLog(db, 60_000);
+    const { uuid, claim } = await claimed(log);
+    const states = new Map([['a', 'PENDING'], ['b', 'PENDING']]);
+    const watching = watchChunks({ log, state: async (id) => ({ status: states.get(id) ?? 'PENDING' }), pollMs: 20, touchEveryMs: 100 }, claim, ['a', 'b']);
+    states.set('b', 'SUCCESS');
+    const parts = [
+      { values: [value('2020-01-01T00:00:00.000Z', 2), value('2020-01-02T00:00:00.000Z', 3)], warnings: [{ file: '/f/x.nc4', message: 'skipped: truncated' }] },
+      { values: [value('2019-12-30T00:00:00.000Z', 0), value('2019-12-31T00:00:00.000Z', 1)], warnings: [] },
+    ];
+    states.set('a', 'SUCCESS');
+    expect(await finishJob({ log, outputDir: path.join(dir, 'out') }, parts, uuid, claim.attempt, 'w9@test')).toMatchObject({ kind: 'completed', steps: 4, warnings: 1 });
+    await watching;
+    const doc = (await jobDoc(uuid))!;
+    expect(doc).toMatchObject({ status: 'Processing_Complete', progress: 100, worker: 'w9@test', warnings: ['x.nc4: skipped: truncated'] });
+    const data = (await (await fetch(`${base}/api/getDataFromRequest/?id=${uuid}`)).json()) as RunResult['data'];
+    expect(data.data.map((d) => [d.date, d.value])).toEqual([
+      ['12/30/2019', { avg: 0 }],
+      ['12/31/2019', { avg: 1 }],
+      ['01/01/2020', { avg: 2 }],
+      ['01/02/2020', { avg: 3 }],
+    ]);
+  });
+
+  test('a failed chord body (stored under the job id) fails the job', async () => {
+    const log = new JobLog(db, 60_000);
+    const { uuid, claim } = await claimed(log);
+    const failed = { status: 'FAILURE', result: { exc_type: 'OSError', exc_message: ['disk full'] } };
+    await watchChunks({ log, state: async (id) => (id === uuid ? failed : { status: 'SUCCESS' }), pollMs: 20, touchEveryMs: 100 }, claim, ['a', 'b']);
+    expect(await jobDoc(uuid)).toMatchObject({ progress: -1, is_errored: true, errors: ['merging the chunks failed: OSError: disk full'] });
+  });
+
+  test('a progress write that lands after the body completed the job leaves progress at 100', async () => {
+    const log = new JobLog(db, 60_000);
+    const { uuid, claim } = await claimed(log);
+    expect(await log.complete(claim, {})).toBe(true);
+    expect(await log.progress(claim, 50)).toBe(true);
+    expect(await jobDoc(uuid)).toMatchObject({ status: 'Processing_Complete', progress: 100 });
+  });
+
+  test('a body of an attempt that was taken over writes nothing', async () => {
+    const log = new JobLog(db, 0);
+    const { uuid, claim } = await claimed(log);
+    expect((await log.claim(uuid, 'w8@test')).kind).toBe('claimed');
+    expect(await finishJob({ log, outputDir: path.join(dir, 'out') }, [], uuid, claim.attempt, 'w9@test')).toEqual({ kind: 'taken-over', uuid });
+    expect((await jobDoc(uuid))!.status).toBe('In_Progress');
+  });
+
+  test('a failed chunk fails the job (progress -1, the error names the chunk): the body will never run', async () => {
+    const log = new JobLog(db, 60_000);
+    const { uuid, claim } = await claimed(log);
+    await watchChunks({ log, state: async (id) => (id === 'bad' ? { status: 'FAILURE', result: { exc_type: 'ValueError', exc_message: ['chunk.files: must be a list'] } } : { status: 'SUCCESS' }), pollMs: 20, touchEveryMs: 100 }, claim, ['ok', 'bad']);
+    expect(await jobDoc(uuid)).toMatchObject({ status: 'Processing_Complete', progress: -1, is_errored: true, errors: ['chunk bad of the job ended FAILURE: ValueError: chunk.files: must be a list'] });
+  });
+});
+
 describe('a worker killed mid-job', () => {
   test('the job finishes on another worker and its log says so', async () => {
     const params = new URLSearchParams({ ...request(5), datatype: '1', begintime: '01/01/2018', endtime: '05/15/2019' });
@@ -258,12 +372,11 @@ describe('a worker killed mid-job', () => {
     while (Date.now() < end && (await jobDoc(uuid))?.status !== 'Processing_Complete') await new Promise((r) => setTimeout(r, 250));
     const done = (await jobDoc(uuid))!;
     if (done.status !== 'Processing_Complete') throw new Error(`job not finished after the kill: ${JSON.stringify(done)}\nw1 output:\n${killed.output().slice(-4000)}\nw2 output:\n${worker.output().slice(-4000)}`);
+    // The job was a chord by then: w1's chunks (acks_late) went back to the queue, w2 ran them and
+    // the chord body, which completed attempt 1 and noted that w1 had gone quiet.
     expect(done).toMatchObject({ status: 'Processing_Complete', progress: 100, is_errored: false, worker: 'w2@test' });
-    expect(done.attempts.map((a) => [a.attempt, a.worker, a.finished_at !== undefined])).toEqual([
-      [1, 'w1@test', false],
-      [2, 'w2@test', true],
-    ]);
-    expect(done.warnings.some((w) => w.startsWith('worker w1@test stopped during attempt 1'))).toBe(true);
+    expect(done.attempts.map((a) => [a.attempt, a.worker, a.finished_at !== undefined])).toEqual([[1, 'w1@test', true]]);
+    expect(done.warnings.some((w) => w.startsWith('worker w1@test stopped during attempt 1') && w.includes('w2@test completed the job'))).toBe(true);
     const data = (await (await fetch(`${base}/api/getDataFromRequest/?id=${uuid}`)).json()) as RunResult['data'];
     expect(data.data).toHaveLength(500);
     expect(data.data[0].date).toBe('01/01/2018');

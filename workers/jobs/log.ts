@@ -56,6 +56,8 @@ export interface JobDocument {
   worker: string | null;
   attempts: JobAttempt[];
   results: JobResults;
+  /** Statistics jobs spread over the pool: the chunk task ids of the attempt that sent them. */
+  chunks?: { attempt: number; ids: string[] };
   completed_at?: Date;
 }
 
@@ -200,8 +202,42 @@ export class JobLog {
 
   async progress(claim: JobClaim, progress: number): Promise<boolean> {
     if (!(await claim.touch())) return false;
-    await this.jobs.updateOne({ _id: claim.uuid }, { $set: { progress, updated_at: new Date() } });
+    await this.jobs.updateOne({ _id: claim.uuid, status: 'In_Progress' }, { $set: { progress, updated_at: new Date() } });
+    // Another process (a fanned-out job's chord body) may have completed the job between the
+    // check above and this write (FerretDB's conditional updates are not atomic): read it back
+    // and put the final progress back. Its write came first, so this one is the last word.
+    const after = await this.jobs.findOne({ _id: claim.uuid }, { projection: { status: 1, is_errored: 1, progress: 1 } });
+    if (after?.status === 'Processing_Complete') {
+      const final = after.is_errored ? -1 : 100;
+      if (after.progress !== final) await this.jobs.updateOne({ _id: claim.uuid }, { $set: { progress: final } });
+    }
     return true;
+  }
+
+  /** The chunk tasks an attempt sent (workers/jobs/fanOut.ts); false when it was taken over. */
+  async recordChunks(claim: JobClaim, ids: readonly string[]): Promise<boolean> {
+    if (!(await claim.touch())) return false;
+    await this.jobs.updateOne({ _id: claim.uuid }, { $set: { chunks: { attempt: claim.attempt, ids: [...ids] }, updated_at: new Date() } });
+    return true;
+  }
+
+  /**
+   * A chord body finishing a job on `claim.worker`: when the worker that holds the attempt has
+   * gone quiet for the lease (it was killed while the chunks ran elsewhere), the log says so and
+   * names the finisher as the job's worker.
+   */
+  async noteFinisher(claim: JobClaim, now = new Date()): Promise<void> {
+    const latest = await this.latestClaim(claim.uuid);
+    if (!latest || latest.attempt !== claim.attempt || latest.worker === claim.worker) return;
+    const quietForMs = now.getTime() - latest.touched_at.getTime();
+    if (quietForMs < this.leaseMs) return;
+    await this.jobs.updateOne(
+      { _id: claim.uuid },
+      {
+        $set: { worker: claim.worker, updated_at: now },
+        $push: { warnings: `worker ${latest.worker} stopped during attempt ${claim.attempt} (no write for ${Math.round(quietForMs / 1000)} s); its chunks finished on other workers and ${claim.worker} completed the job` },
+      },
+    );
   }
 
   async warn(uuid: string, warnings: readonly string[]): Promise<void> {

@@ -13,6 +13,7 @@ import type { ComputeSession, JobCompute, JobFile } from './compute';
 import type { DownloadGrid } from './downloads';
 import { writeDownload } from './downloads';
 import type { JobClaim, JobLog } from './log';
+import type { AreaPlan } from '../climate';
 import { sortByDate, stepEntry, writeDataFile, type StepEntry } from './results';
 import { parseUsDate } from './request';
 
@@ -22,18 +23,24 @@ export interface RunnerDeps {
   datasets: ReadonlyMap<number, Dataset>;
   outputDir: string;
   leaseMs: number;
+  /**
+   * When set, statistics jobs are planned here and handed back as a 'fan-out' outcome for the
+   * caller to run on the pool (workers/jobs/fanOut.ts); null (no files) runs them in-process.
+   */
+  fanOut?: (dataset: Dataset, request: JobRequest) => Promise<AreaPlan | null>;
 }
 
 export type RunOutcome =
   | { kind: 'completed'; uuid: string; steps: number; warnings: number }
   | { kind: 'errored'; uuid: string; error: string }
   | { kind: 'done-already' | 'unknown-job' | 'taken-over'; uuid: string }
-  | { kind: 'busy'; uuid: string; worker: string; retryInMs: number };
+  | { kind: 'busy'; uuid: string; worker: string; retryInMs: number }
+  | { kind: 'fan-out'; uuid: string; claim: JobClaim; plan: AreaPlan };
 
 /** Raised inside the run when a later attempt owns the job: stop quietly. */
 class TakenOver extends Error {}
 
-const isoDay = (usDate: string, name: string): string => new Date(parseUsDate(usDate, name)).toISOString().slice(0, 10);
+export const isoDay = (usDate: string, name: string): string => new Date(parseUsDate(usDate, name)).toISOString().slice(0, 10);
 
 /** Writes progress at most once a second and only when it moved by a tenth of the job. */
 export class ProgressReporter {
@@ -69,6 +76,10 @@ export async function runJob(deps: RunnerDeps, uuid: string, worker: string): Pr
   try {
     const job = await deps.log.get(uuid);
     if (!job) return { kind: 'unknown-job', uuid };
+    if (deps.fanOut && !isDownload(job.request.operationtype)) {
+      const plan = await deps.fanOut(datasetOf(deps, claim, job.request), job.request);
+      if (plan) return { kind: 'fan-out', uuid, claim, plan };
+    }
     const result = await compute(deps, claim, job.request, () => lost);
     if (!(await deps.log.complete(claim, result.results))) return { kind: 'taken-over', uuid };
     return { kind: 'completed', uuid, steps: result.steps, warnings: result.warnings };
@@ -82,14 +93,19 @@ export async function runJob(deps: RunnerDeps, uuid: string, worker: string): Pr
   }
 }
 
+function datasetOf(deps: RunnerDeps, claim: JobClaim, request: JobRequest): Dataset {
+  const dataset = deps.datasets.get(request.datatype);
+  if (!dataset) throw new Error(`datatype ${request.datatype} is not configured on worker ${claim.worker} (climate.datasets)`);
+  return dataset;
+}
+
 async function compute(
   deps: RunnerDeps,
   claim: JobClaim,
   request: JobRequest,
   isLost: () => boolean,
 ): Promise<{ results: { data_file: string; zip_file?: string }; steps: number; warnings: number }> {
-  const dataset = deps.datasets.get(request.datatype);
-  if (!dataset) throw new Error(`datatype ${request.datatype} is not configured on worker ${claim.worker} (climate.datasets)`);
+  const dataset = datasetOf(deps, claim, request);
   const { files, warnings: listWarnings } = await deps.compute.files(dataset, isoDay(request.begintime, 'begintime'), isoDay(request.endtime, 'endtime'));
   let warnings = listWarnings.length;
   await deps.log.warn(claim.uuid, listWarnings);

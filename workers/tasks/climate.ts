@@ -47,7 +47,9 @@ export function register(app: Celeriac) {
   // is opened (as a warning for that file), so it is ignored here.
   preloadNetcdfLibraries().catch(() => undefined);
   return {
-    areaValues: app.task(AREA_VALUES_TASK, (chunk: AreaChunk) => areaValuesOfChunk(chunk), { params: ['chunk'] }),
+    // acks_late: a chunk is a pure read, so a worker killed while it runs loses nothing; the
+    // message goes back to the queue and the chord still completes (a climate job still finishes).
+    areaValues: app.task(AREA_VALUES_TASK, (chunk: AreaChunk) => areaValuesOfChunk(chunk), { params: ['chunk'], acks_late: true, reject_on_worker_lost: true }),
 
     mergeAreaValues: app.task(MERGE_AREA_VALUES_TASK, (parts: AreaValues[]) => mergeAreaValues(parts), { params: ['parts'] }),
 
