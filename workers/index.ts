@@ -46,4 +46,5 @@ export type { TaskDefinition } from './app/task';
 export { loadTaskModule, resolveModule } from './app/loadTasks';
 export { projectRoot } from './cli/root';
 export { maskUrl } from './log/mask';
+export { lazyModule } from './lazy';
 export { serveMetrics, type MetricsServer } from './metrics/server';
