@@ -49,6 +49,7 @@ export type { TaskDefinition } from './app/task';
 export { loadTaskModule, resolveModule } from './app/loadTasks';
 export { projectRoot } from './cli/root';
 export { maskUrl } from './log/mask';
+export { lazyModule } from './lazy';
 export { serveMetrics, type MetricsServer } from './metrics/server';
 // For domain commands on the broker (workers/curation: `celeriac queues`, `purge`): app.transport()'s type.
 export type { Transport } from './transports/transport';

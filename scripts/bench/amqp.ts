@@ -54,6 +54,7 @@ import {
   type LatencyResult,
   type Proc,
   type Row,
+  celeriacEntry,
 } from './common';
 import { bin, consumerWaitExpr, vhostName, watcherExpr, type AmqpMode, type ResultsWatch } from './amqpwatch';
 import { formatSummary, loadProfile, summarizeProfile } from './cpuprofile';
@@ -71,6 +72,8 @@ export interface AmqpBenchOptions {
   celeriacC: number;
   /** Extra node arguments for Celeriac workers (experiments, e.g. a -r preload). */
   celeriacNodeArgs: string[];
+  /** Run Celeriac from dist/ (--compiled) instead of the source under tsx. */
+  compiled: boolean;
   drainTimeoutMs: number;
   /** Drains per Python contender (and per Celeriac contender at least). */
   repeat: number;
@@ -148,7 +151,7 @@ export async function runAmqp(o: AmqpBenchOptions): Promise<BenchOutcome> {
       cmd: process.execPath,
       args: [
         ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-        '-r', 'tsx/cjs', ...o.celeriacNodeArgs, join(ROOT, 'workers/cli/main.ts'), 'worker',
+        ...celeriacEntry(o.compiled, o.celeriacNodeArgs), 'worker',
         '-b', url, '--result-backend', mode === 'rpc' ? 'rpc://' : '', '-c', String(c), '-l', 'warning', '-n', `bench-c${c}@%h`,
       ],
       cwd: ROOT,

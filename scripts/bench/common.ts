@@ -4,11 +4,23 @@
  * CPU accounting from /proc, percentiles and the row type both brokers report into.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(__dirname, '..', '..');
+
+/**
+ * The node arguments that start Celeriac's CLI entry: the TypeScript source under tsx (default),
+ * or with --compiled the build in dist/ that production runs (#15), without tsx's loader and its
+ * per-call helpers (issue #16). The build must be current: `npm run build` first.
+ */
+export function celeriacEntry(compiled: boolean, nodeArgs: readonly string[]): string[] {
+  if (!compiled) return ['-r', 'tsx/cjs', ...nodeArgs, join(ROOT, 'workers/cli/main.ts')];
+  const js = join(ROOT, 'dist/workers/cli/main.js');
+  if (!existsSync(js)) throw new Error(`--compiled: ${js} is missing; run npm run build first`);
+  return [...nodeArgs, js];
+}
 export const BENCH_DIR = __dirname;
 
 // ---- processes --------------------------------------------------------------------------------

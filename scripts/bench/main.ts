@@ -54,6 +54,7 @@ const { values: flags } = parseArgs({
     'celerynode-nodelay': { type: 'boolean', default: false },
     'celerynode-amqp-n': { type: 'string', default: '2000' },
     'celeriac-node-arg': { type: 'string', multiple: true, default: [] },
+    compiled: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
     'md5-mib': { type: 'string', default: '256' },
     ...POOLS_OPTIONS,
@@ -76,6 +77,7 @@ if (flags.help) {
       '  --only a,b                contenders: celeriac, celeriac8, prefork, threads, celerynode; amqp also amqplib (reference)',
       '  --profile                 one more Celeriac drain per broker (and AMQP mode) under node --cpu-prof, summarized',
       '  --celeriac-node-arg A     extra node argument for Celeriac workers, repeatable (experiments: -r preload.js)',
+      '  --compiled                brokers suite: run Celeriac from dist/ (npm run build first) instead of the source under tsx',
       '  --poll-ms N               Redis: queue/results poll interval (2)',
       '  --drain-timeout S         give up on a drain after S seconds (300)',
       '  --repeat R                Redis: drains per contender, interleaved; the median is reported (3)',
@@ -165,7 +167,8 @@ function codeVersion(): string {
   try {
     const git = (args: string[]): string => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     const dirty = git(['status', '--porcelain', '--', 'workers']).split('\n').filter(Boolean).length;
-    return `code ${git(['rev-parse', '--short', 'HEAD'])}${dirty ? ` + ${dirty} uncommitted change(s) under workers/` : ''}`;
+    const how = flags.compiled && SUITE === 'brokers' ? ' (Celeriac run from dist/, --compiled)' : ' (Celeriac run from source under tsx)';
+    return `code ${git(['rev-parse', '--short', 'HEAD'])}${dirty ? ` + ${dirty} uncommitted change(s) under workers/` : ''}${how}`;
   } catch {
     return 'code: not a git checkout';
   }
@@ -270,7 +273,7 @@ async function main(): Promise<void> {
     return;
   }
   const common = {
-    n: N, latencyN: LATENCY_N, warmup: WARMUP, celeriacC: CELERIAC_C, celeriacNodeArgs: flags['celeriac-node-arg'], drainTimeoutMs: DRAIN_TIMEOUT_MS,
+    n: N, latencyN: LATENCY_N, warmup: WARMUP, celeriacC: CELERIAC_C, celeriacNodeArgs: flags['celeriac-node-arg'], compiled: flags.compiled, drainTimeoutMs: DRAIN_TIMEOUT_MS,
     only: ONLY, profile: flags.profile, settleMs: SETTLE_MS, celerynodeNoDelay: flags['celerynode-nodelay'], python, venvBin, tempDir,
   };
   const outcomes: BenchOutcome[] = [];

@@ -46,6 +46,7 @@ import {
   type LatencyResult,
   type Proc,
   type Row,
+  celeriacEntry,
 } from './common';
 import { formatSummary, loadProfile, summarizeProfile } from './cpuprofile';
 import { blockedInBrpop, idleRss } from './idle';
@@ -73,6 +74,8 @@ export interface RedisBenchOptions {
   celeriacC: number;
   /** Extra node arguments for Celeriac workers (experiments, e.g. a -r preload). */
   celeriacNodeArgs: string[];
+  /** Run Celeriac from dist/ (--compiled) instead of the source under tsx. */
+  compiled: boolean;
   pollMs: number;
   drainTimeoutMs: number;
   repeat: number;
@@ -174,7 +177,7 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
       cmd: process.execPath,
       args: [
         ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-        '-r', 'tsx/cjs', ...o.celeriacNodeArgs, join(ROOT, 'workers/cli/main.ts'), 'worker',
+        ...celeriacEntry(o.compiled, o.celeriacNodeArgs), 'worker',
         '-b', url(t.brokerDb), '--result-backend', t.mode === 'redis' ? url(t.resultsDb) : '', '-c', String(c), '-l', 'warning', '-n', `bench-c${c}@%h`,
       ],
       cwd: ROOT,

@@ -351,17 +351,23 @@ describe('a worker killed mid-job', () => {
     const params = new URLSearchParams({ ...request(5), datatype: '1', begintime: '01/01/2018', endtime: '05/15/2019' });
     const submitted = await fetch(`${base}/api/submitDataRequest/?${params}`);
     const [uuid] = (await submitted.json()) as string[];
-    // Wait until w1 has written progress, then kill it without a chance to clean up.
+    // Wait until w1 has turned the job into its chord (chunk ids recorded), then freeze its whole
+    // process group at once (SIGSTOP: on a fast machine the chunks may all be done within a
+    // second, so a slower check could find the job finished) and kill it without a chance to
+    // clean up.
     const deadline = Date.now() + 120_000;
     let doc = await jobDoc(uuid);
-    while (Date.now() < deadline && !(doc && doc.progress > 0 && doc.progress < 100)) {
-      await new Promise((r) => setTimeout(r, 100));
+    while (Date.now() < deadline && !(doc?.chunks && doc.status !== 'Waiting_To_Start')) {
+      await new Promise((r) => setTimeout(r, 5));
       doc = await jobDoc(uuid);
     }
+    const killed = worker;
+    killed.kill('SIGSTOP');
+    doc = await jobDoc(uuid);
     if (!(doc && doc.status === 'In_Progress' && doc.worker === 'w1@test')) {
+      killed.kill('SIGKILL');
       throw new Error(`job never seen running on w1: ${JSON.stringify(doc)}\nworker output:\n${worker.output().slice(-3000)}`);
     }
-    const killed = worker;
     killed.kill('SIGKILL');
     await killed.exited;
     // A worker killed in the middle of its restore sweep leaves kombu's `unacked_mutex` behind,

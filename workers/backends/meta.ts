@@ -36,9 +36,24 @@ export function formatTraceback(err: unknown): string {
 }
 
 /** datetime.now(timezone.utc).isoformat(): microseconds and an explicit +00:00. */
-export function pyIsoNow(date = new Date()): string {
+export function pyIsoNow(date?: Date): string {
+  if (date) return pyIso(date.getTime());
+  // Every result stores date_done, and a busy worker finishes many tasks per millisecond:
+  // formatting once per millisecond took 2-5% of its main thread (#16, docs/benchmarks.md).
+  const ms = Date.now();
+  if (ms !== lastIsoMs) {
+    lastIsoMs = ms;
+    lastIso = pyIso(ms);
+  }
+  return lastIso;
+}
+
+let lastIsoMs = Number.NaN;
+let lastIso = '';
+
+function pyIso(ms: number): string {
   // toISOString() is always 'YYYY-MM-DDTHH:MM:SS.mmmZ' for years 0-9999.
-  return `${date.toISOString().slice(0, 23)}000+00:00`;
+  return `${new Date(ms).toISOString().slice(0, 23)}000+00:00`;
 }
 
 export interface MetaRequest {

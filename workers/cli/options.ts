@@ -1,8 +1,7 @@
 /** Shared CLI plumbing: flags -> config overrides, config -> logger. */
 import type { Config, DeepPartial } from '../../config';
 import { loadConfig, ConfigError } from '../../config';
-import pino from 'pino';
-import { createLogger, type Logger } from '../log/logger';
+import { createLogger, fdDestination, type Logger } from '../log/logger';
 
 export interface CommonFlags {
   broker?: string;
@@ -29,6 +28,6 @@ export function commonOverrides(flags: CommonFlags): DeepPartial<Config> {
 
 /** stderr for one-shot commands (`call`), whose stdout carries the answer. */
 export function loggerFor(config: Config, name = 'MainProcess', stream: 'stdout' | 'stderr' = 'stdout'): Logger {
-  const destination = stream === 'stderr' ? pino.destination(2) : undefined;
+  const destination = stream === 'stderr' ? fdDestination(2) : undefined;
   return createLogger({ level: config.log.level, pretty: config.log.pretty, name, destination });
 }

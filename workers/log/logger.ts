@@ -2,13 +2,17 @@
  * The process logger: pino, with every message, field and child binding passed through secret
  * masking before it is serialized, so a broker URL with a password can be logged without care.
  */
-import pino from 'pino';
+import type pino from 'pino';
 import type { DestinationStream, LogFn } from 'pino';
+import { lazyModule } from '../lazy';
 import { normalizeLogLevel, LOG_LEVELS } from './levels';
 import { maskSecrets, maskValue } from './mask';
 import { prettyDestination } from './pretty';
 
 export type Logger = pino.Logger;
+
+// Loaded by the first logger: a pool child (which logs through its parent) never pays for it (#16).
+const pinoLib = lazyModule<typeof import('pino')>('pino');
 export type { DestinationStream };
 
 export interface LoggerOptions {
@@ -22,12 +26,17 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
+/** pino's fast writer on a file descriptor (1 stdout, 2 stderr). */
+export function fdDestination(fd: number): DestinationStream {
+  return pinoLib().destination(fd);
+}
+
 export function createLogger(opts: LoggerOptions): Logger {
   const level = normalizeLogLevel(opts.level);
   if (level === undefined) {
     throw new Error(`log level "${opts.level}": must be one of ${LOG_LEVELS.join(', ')}`);
   }
-  const out: DestinationStream = opts.destination ?? pino.destination(1);
+  const out: DestinationStream = opts.destination ?? fdDestination(1);
   const options: pino.LoggerOptions = {
     level,
     name: opts.name ?? 'celeriac',
@@ -45,10 +54,10 @@ export function createLogger(opts: LoggerOptions): Logger {
     serializers: {
       // formatters.log runs before serializers, so `err` is left alone there and masked here,
       // after pino has turned it into {type, message, stack}.
-      err: (e: Error) => maskValue({ ...pino.stdSerializers.err(e) }),
+      err: (e: Error) => maskValue({ ...pinoLib().stdSerializers.err(e) }),
     },
   };
-  return pino(options, opts.pretty === true ? prettyDestination(out) : out);
+  return pinoLib().pino(options, opts.pretty === true ? prettyDestination(out) : out);
 }
 
 /** A copy of a config object with every URL password (and password-named field) masked. */

@@ -6,7 +6,8 @@
  * gauges are read when Prometheus scrapes: active and reserved tasks, concurrency, and the depth
  * of each consumed queue as the broker counts it (Transport.queueDepth).
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Gauge, Registry } from 'prom-client';
+import { lazyModule } from '../lazy';
 import type { TaskRequest } from '../protocol/message';
 import type { Worker } from '../worker/worker';
 import type { Job } from '../worker/job';
@@ -22,16 +23,21 @@ const RUNTIME_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 const DEPTH_TIMEOUT_MS = 3000;
 
 /** Events whose payload is { request } (see taskEvents.ts for each payload's fields). */
+// Loaded by the first WorkerMetrics (--metrics-port): a worker without it never pays for it (#16).
+const promClient = lazyModule<typeof import('prom-client')>('prom-client');
+
 const COUNTED = ['task-succeeded', 'task-failed', 'task-retried', 'task-revoked', 'task-rejected'] as const;
 
 export class WorkerMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   private readonly detachers: (() => void)[] = [];
 
   constructor(
     private readonly worker: Worker,
     private readonly log: MetricsLogger,
   ) {
+    const { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } = promClient();
+    this.registry = new Registry();
     // The node name as a label on every series: several workers on one host stay apart.
     this.registry.setDefaultLabels({ worker: worker.options.hostname });
     collectDefaultMetrics({ register: this.registry, prefix: 'celeriac_' });

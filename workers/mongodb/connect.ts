@@ -8,8 +8,12 @@
  * that starts before its database must not crash-loop under pm2, so openMongo() keeps trying with
  * capped backoff, logging the outage once (host named, password masked) and the recovery once.
  */
-import { MongoClient, type Db, type MongoClientOptions } from 'mongodb';
+import type { MongoClient, Db, MongoClientOptions } from 'mongodb';
+import { lazyModule } from '../lazy';
 import { maskUrl } from '../log/mask';
+
+// The driver is ~20 MiB of a process's memory: loaded by the first openMongo, not by every worker.
+const mongodb = lazyModule<typeof import('mongodb')>('mongodb');
 
 export interface MongoLogger {
   info(msg: string): void;
@@ -76,7 +80,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function openMongo(url: string, opts: MongoConnectOptions = {}): Promise<MongoConnection> {
   if (!isMongoUrl(url)) throw new Error(`not a MongoDB URL: ${maskUrl(url)} (expected mongodb://host:port/db)`);
   const label = `${opts.name ?? 'mongodb'} ${maskUrl(url)}`;
-  const client = new MongoClient(url, {
+  const client = new (mongodb().MongoClient)(url, {
     // A short selection timeout makes each attempt fail fast; openMongo does the waiting.
     serverSelectionTimeoutMS: 5_000,
     ...opts.clientOptions,

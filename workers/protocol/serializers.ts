@@ -3,9 +3,13 @@
  * refused: deserializing it would let any producer run code in the worker.
  */
 import { inflateSync, gunzipSync, deflateSync } from 'node:zlib';
-import { Packr } from 'msgpackr';
-import YAML from 'yaml';
-import { parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
+import type { Packr } from 'msgpackr';
+import { lazyModule } from '../lazy';
+
+// Loaded on the first message that needs them: most workers only ever see JSON (issue #16).
+const msgpackr = lazyModule<typeof import('msgpackr')>('msgpackr');
+const yaml = lazyModule<typeof import('yaml')>('yaml');
+const losslessJson = lazyModule<typeof import('lossless-json')>('lossless-json');
 
 export type SerializerName = 'json' | 'msgpack' | 'yaml';
 
@@ -28,7 +32,9 @@ export class ContentError extends Error {
 // useRecords:false keeps plain msgpack maps, which is what Python's msgpack writes and reads.
 // int64AsType 'auto': integers beyond 2**53 arrive as BigInt instead of silently losing digits.
 // msgpackr supports 'auto' at run time but its typings omit it.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint' });
+let packrInstance: Packr | undefined;
+const packr = (): Packr =>
+  (packrInstance ??= new (msgpackr().Packr)({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint' }));
 
 const SERIALIZER_BY_TYPE: Record<string, SerializerName> = {
   'application/json': 'json',
@@ -78,7 +84,7 @@ const MAYBE_UNSAFE_INT = /\d{16}/;
 export function parseJson(text: string): unknown {
   // The reviver costs a call per value; only pay it when a marker can be present.
   const reviver = text.includes('"__type__"') ? reviveKombuType : undefined;
-  if (MAYBE_UNSAFE_INT.test(text)) return losslessParse(text, reviver ?? null, parseNumber);
+  if (MAYBE_UNSAFE_INT.test(text)) return losslessJson().parse(text, reviver ?? null, parseNumber);
   return reviver ? JSON.parse(text, reviver) : JSON.parse(text);
 }
 
@@ -103,13 +109,46 @@ export function stringifyJson(value: unknown): string {
   }
 }
 
+/**
+ * True when native JSON.stringify writes `value` exactly as it would with kombuReplacer: only
+ * primitives, arrays and plain objects without toJSON (no Date, Buffer, BigInt, class instance),
+ * within a small size. A replacer is a call from C++ into JS per value; most results (every
+ * stored meta document) need none, and skipping it saved ~3% of a busy worker's main thread (#16).
+ */
+function isPlainJson(value: unknown, budget = { nodes: 256 }, depth = 0): boolean {
+  if (value === null) return true;
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return true;
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (depth > 16 || --budget.nodes < 0) return false;
+  if (Array.isArray(value)) {
+    for (const item of value) if (!isPlainJson(item, budget, depth + 1)) return false;
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const record = value as Record<string, unknown>;
+  if ('toJSON' in record) return false;
+  for (const key in record) if (!isPlainJson(record[key], budget, depth + 1)) return false;
+  return true;
+}
+
 function writeJson(value: unknown): string {
+  if (isPlainJson(value)) return JSON.stringify(value);
   try {
     return JSON.stringify(value, kombuReplacer);
   } catch (err) {
     // Native JSON cannot write a BigInt; the lossless writer prints its digits (a Python int).
     if (!(err instanceof TypeError) || !/BigInt/i.test(err.message)) throw err;
-    return losslessStringify(value, kombuReplacer) ?? 'null';
+    return losslessJson().stringify(value, kombuReplacer) ?? 'null';
   }
 }
 
@@ -161,10 +200,10 @@ export function decodeBody(body: Buffer, contentType: unknown, accept?: Readonly
       case 'json':
         return parseJson(body.toString('utf8'));
       case 'msgpack':
-        return packr.unpack(body);
+        return packr().unpack(body);
       case 'yaml':
         // The yaml package never constructs arbitrary objects: the core schema is a safe load.
-        return YAML.parse(body.toString('utf8'), { schema: 'core', maxAliasCount: 100 });
+        return yaml().parse(body.toString('utf8'), { schema: 'core', maxAliasCount: 100 });
     }
   } catch (err) {
     throw new ContentError(`malformed ${serializer} body: ${(err as Error).message}`);
@@ -176,8 +215,8 @@ export function encodeBody(value: unknown, serializer: SerializerName): { body: 
     case 'json':
       return { body: Buffer.from(stringifyJson(value), 'utf8'), contentType: CONTENT_TYPES.json, contentEncoding: 'utf-8' };
     case 'msgpack':
-      return { body: packr.pack(value), contentType: CONTENT_TYPES.msgpack, contentEncoding: 'binary' };
+      return { body: packr().pack(value), contentType: CONTENT_TYPES.msgpack, contentEncoding: 'binary' };
     case 'yaml':
-      return { body: Buffer.from(YAML.stringify(value), 'utf8'), contentType: CONTENT_TYPES.yaml, contentEncoding: 'utf-8' };
+      return { body: Buffer.from(yaml().stringify(value), 'utf8'), contentType: CONTENT_TYPES.yaml, contentEncoding: 'utf-8' };
   }
 }

@@ -12,7 +12,12 @@
  * follow a failover: when the master's connection drops (or a Sentinel announces +switch-master)
  * the client asks the Sentinels again and reconnects to whichever node is master now.
  */
-import Redis, { type RedisOptions } from 'ioredis';
+import type Redis from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+import { lazyModule } from '../lazy';
+
+// Loaded by the first connection: a pool child whose tasks never send a message never pays for it (#16).
+const ioredis = lazyModule<typeof import('ioredis')>('ioredis');
 import { maskUrl } from '../log/mask';
 import { tlsOptions } from '../tls';
 import { isSentinelUrl, sentinelOptionsFromUrl } from './sentinel';
@@ -77,7 +82,7 @@ export function connectRedis(url: string, connect: RedisConnectOptions = {}): Re
   const log = connect.logger;
   const label = `${connect.name ?? 'redis'} ${maskUrl(url)}`;
   let everReady = false;
-  const client = new Redis({
+  const client = new (ioredis().default)({
     ...(isSentinelUrl(url) ? sentinelClientOptions(url, connect, label, () => everReady) : redisOptionsFromUrl(url, connect.ssl ?? {})),
     maxRetriesPerRequest: null,
     enableReadyCheck: true,

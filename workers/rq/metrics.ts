@@ -6,14 +6,18 @@
  * every series labelled worker="<rq worker name>".
  */
 import type Redis from 'ioredis';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { serveMetrics, type MetricsServer } from '../index';
+import type { Counter } from 'prom-client';
+import { lazyModule, serveMetrics, type MetricsServer } from '../index';
 import { rqKey } from './keys';
 import type { RqJobEnd, RqWorker } from './worker';
+
+// Loaded when rq metrics start (--metrics-port), not with every rq worker (#16).
+const promClient = lazyModule<typeof import('prom-client')>('prom-client');
 
 const RUNTIME_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
 export async function startRqMetrics(worker: RqWorker, redis: Redis, opts: { port: number; log: { warn(msg: string): void } }): Promise<MetricsServer> {
+  const { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } = promClient();
   const registry = new Registry();
   registry.setDefaultLabels({ worker: worker.name });
   collectDefaultMetrics({ register: registry, prefix: 'celeriac_' });

@@ -5,7 +5,11 @@
  * after a whole cycle over the list without success does the caller back off. The first
  * connection goes to the first URL (kombu: the cycle's first entry is the primary).
  */
-import amqp, { type ChannelModel } from 'amqplib';
+import type { ChannelModel } from 'amqplib';
+import { lazyModule } from '../../lazy';
+
+// Loaded by the first AMQP connection: a Redis worker never pays for it (issue #16).
+const amqplib = lazyModule<typeof import('amqplib')>('amqplib');
 import { maskUrl } from '../../log/mask';
 import { amqpTargetFromUrl } from './url';
 
@@ -88,7 +92,7 @@ export async function connectAnyOf(ring: BrokerRing, heartbeatSeconds: number, s
     const url = ring.current;
     try {
       const target = amqpTargetFromUrl(url, heartbeatSeconds, ssl);
-      const model = await amqp.connect(target.connect, { timeout: CONNECT_TIMEOUT_MS, ...target.socket });
+      const model = await amqplib().connect(target.connect, { timeout: CONNECT_TIMEOUT_MS, ...target.socket });
       return { model, url };
     } catch (err) {
       last = err;
