@@ -68,10 +68,10 @@ describe.each(POOLS)('-P $pool', ({ pool, broker, results }) => {
       const stuck = await send('pool.spin', [60], { timeLimit: [5, null] });
       const busy = await send('pool.spin', [5]);
       await new Promise((r) => setTimeout(r, 300));
-      const started = Date.now();
       const [pong] = (await pyControl(env, [['inspect', 'ping', [], {}]], { destination: [hostname] })) as Record<string, unknown>[];
       expect(pong![hostname]).toEqual({ ok: 'pong' });
-      expect(Date.now() - started).toBeLessThan(5000);
+      // Answered while the 5 s spinner still ran (an order, not a duration).
+      expect(await busy.state()).not.toBe('SUCCESS');
       await expect(busy.get({ timeout: 20 })).resolves.toBe(5);
       await expect(stuck.get({ timeout: 20 })).rejects.toMatchObject({ name: 'TimeLimitExceeded' });
       const to = Date.now() / 1000;
