@@ -68,9 +68,9 @@ describe.each(BROKERS)('tuning a running worker by remote control ($broker)', ({
       const [active] = (await control([['inspect', 'active', [], {}]])) as [Record<string, unknown[]> | null];
       return active?.[hostname]?.length === 3;
     });
-    const { elapsed, outcomes } = await done;
+    // Three active at once (above) is the proof of the grown pool; no duration is asserted.
+    const { outcomes } = await done;
     expect(outcomes).toEqual([2, 2, 2].map((result) => ({ state: 'SUCCESS', result })));
-    expect(elapsed).toBeLessThan(5.5); // one at a time would take 6 s
 
     const [shrunk] = await control([['control', 'pool_shrink', [], { n: 2 }]]);
     expect(shrunk).toEqual([{ [hostname]: { ok: 'pool will shrink' } }]);
@@ -79,9 +79,11 @@ describe.each(BROKERS)('tuning a running worker by remote control ($broker)', ({
     await control([['control', 'pool_shrink', [], { n: 5 }]]);
     expect(await poolSize()).toBe(1);
 
+    // Sleeps long enough that the one-active-one-reserved window outlasts an inspect round trip
+    // on a loaded machine.
     const one = runAll([
-      ['demo.sleep', [1.5]],
-      ['demo.sleep', [1.5]],
+      ['demo.sleep', [4]],
+      ['demo.sleep', [4]],
     ]);
     await waitFor('one active, one reserved', async () => {
       const [active, reserved] = (await control([
