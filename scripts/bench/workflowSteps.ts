@@ -1,0 +1,170 @@
+/**
+ * The step-to-step part of `--suite workflows`: how long a workflow waits between two steps, on
+ * Celeriac (TS `Workflow` + `workflowTask`) against sca-rhythm 0.6.15 (`Workflow` +
+ * `WorkflowTask`) on Python Celery prefork, same private redis-server (broker), same FerretDB
+ * (mongodb:// result backend, where both keep `workflow_meta`), same run.
+ *
+ * Each workflow has STEPS no-op steps (wf.step / pywf.step from tests/interop: they return
+ * [value + '>' + step]). Workflows run one at a time, alternating contenders (Celeriac, Python,
+ * Celeriac, ...), so neither queues behind the other and load drift hits both alike; the first
+ * `warmup` of each are not counted. A transition's overhead is the next step's recorded start
+ * (`task_runs[0].date_start` in workflow_meta, written by before_start on the worker that runs it)
+ * minus the previous step's `date_done` in celery_taskmeta (its SUCCESS stored; on_success then
+ * sends the next step). Both are BSON dates: millisecond resolution.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { MongoClient, type Db } from 'mongodb';
+import { Celeriac } from '../../workers';
+import { Workflow } from '../../workers/workflows';
+import { ROOT, cleanEnv, freePort, log, logWorkerOutput, percentile, sleep, start, stop, type Proc } from './common';
+import { PrivateRedis } from './privateRedis';
+import { renderTable } from './peers';
+
+export interface WorkflowBenchOptions {
+  python: string;
+  tempDir: string;
+  /** Counted workflows per contender. */
+  workflows: number;
+  warmup: number;
+  steps: number;
+}
+
+const INTEROP = join(ROOT, 'tests', 'interop');
+const MONGO_SERVER = join(ROOT, '.cache', 'mongo-server', 'mongo-server');
+const QUEUE = { celeriac: 'wfbench-celeriac', python: 'wfbench-python' } as const;
+type ContenderId = keyof typeof QUEUE;
+
+async function waitFor(p: Proc, ready: RegExp, what: string, timeoutMs = 90_000): Promise<void> {
+  const t0 = performance.now();
+  while (!ready.test(p.output())) {
+    if (p.exited) throw new Error(`${what} exited:\n${p.output().slice(-3000)}`);
+    if (performance.now() - t0 > timeoutMs) throw new Error(`${what} not ready after ${timeoutMs / 1000} s:\n${p.output().slice(-3000)}`);
+    await sleep(50);
+  }
+}
+
+async function startMongoServer(dir: string): Promise<{ proc: Proc; url: string }> {
+  const port = await freePort();
+  const proc = start('mongo-server', MONGO_SERVER, ['-port', String(port), '-dir', join(dir, 'mongo')]);
+  await waitFor(proc, /^ready /m, `mongo-server (${MONGO_SERVER}; \`bash scripts/mongo-server/build.sh\` builds it)`, 30_000);
+  return { proc, url: `mongodb://127.0.0.1:${port}/wfbench` };
+}
+
+function startWorkers(python: string, brokerUrl: string, mongoUrl: string): Proc[] {
+  const env = { ...cleanEnv(), BROKER_URL: brokerUrl, RESULT_BACKEND: mongoUrl };
+  const celeriac = start('celeriac', process.execPath, [
+    '-r', 'tsx/cjs', join(ROOT, 'scripts', 'celeriac.ts'), 'worker', '-b', brokerUrl, '--result-backend', mongoUrl, '-A', 'tests/interop/workflow_tasks.ts',
+    '-Q', QUEUE.celeriac, '-c', '2', '-l', 'info', '-n', 'wfbench-celeriac@%h', '--without-heartbeat',
+  ], { env: { ...env, APP_ENV: 'development', CELERIAC_RESULT_EXTENDED: 'true' } });
+  const prefork = start('celery', join(python, '..', 'celery'), [
+    '-A', 'pywf', 'worker', '-P', 'prefork', '-c', '2', '-Q', QUEUE.python, '-l', 'info', '-n', 'wfbench-python@%h',
+    '--without-mingle', '--without-gossip', '--without-heartbeat',
+  ], { cwd: INTEROP, env: { ...env, PYTHONPATH: INTEROP, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' } });
+  return [celeriac, prefork];
+}
+
+/** sca-rhythm's Workflow(app, steps, name, app_id).start(value) in a Python process; its id. */
+function startPythonWorkflow(python: string, env: NodeJS.ProcessEnv, steps: object[], value: string): string {
+  const command = JSON.stringify({ op: 'create_start', steps, name: 'wfbench', app_id: 'wfbench', args: [value] });
+  const out = execFileSync(python, [join(INTEROP, 'pywf_client.py')], { cwd: INTEROP, env, input: command, encoding: 'utf8', timeout: 60_000 });
+  return (JSON.parse(out.trim().split('\n').at(-1) ?? '') as { id: string }).id;
+}
+
+async function untilDone(db: Db, id: string, timeoutMs = 120_000): Promise<void> {
+  const t0 = performance.now();
+  for (;;) {
+    const doc = await db.collection<{ _id: string; _status?: string }>('workflow_meta').findOne({ _id: id }, { projection: { _status: 1 } });
+    if (doc?._status === 'SUCCESS') return;
+    if (doc?._status === 'FAILURE' || doc?._status === 'REVOKED') throw new Error(`workflow ${id}: ${doc._status}`);
+    if (performance.now() - t0 > timeoutMs) throw new Error(`workflow ${id}: not done after ${timeoutMs / 1000} s (status ${doc?._status ?? 'no document'})`);
+    await sleep(100);
+  }
+}
+
+/** Celery's mongodb backend stores a BSON date; a string is Python's isoformat() of a UTC instant. */
+const ms = (d: Date | string): number => (d instanceof Date ? d.getTime() : Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(d) ? d : `${d}Z`));
+
+/** The STEPS - 1 transition overheads (ms) of one finished workflow. */
+async function transitions(db: Db, id: string): Promise<number[]> {
+  const wf = await db.collection<{ _id: string; steps: { task_runs?: { task_id: string; date_start: Date }[] }[] }>('workflow_meta').findOne({ _id: id });
+  const runs = (wf?.steps ?? []).map((s, i) => {
+    if (s.task_runs?.length !== 1) throw new Error(`workflow ${id} step ${i + 1}: ${s.task_runs?.length ?? 0} task runs, expected 1`);
+    return s.task_runs[0]!;
+  });
+  const metas = await db.collection<{ _id: string; date_done: Date | string | null }>('celery_taskmeta').find({ _id: { $in: runs.map((r) => r.task_id) } }).toArray();
+  const done = new Map(metas.map((m) => [m._id, m.date_done]));
+  return runs.slice(1).map((next, i) => {
+    const end = done.get(runs[i]!.task_id);
+    if (!end) throw new Error(`workflow ${id} step ${i + 1}: no date_done for task ${runs[i]!.task_id}`);
+    return ms(next.date_start) - ms(end);
+  });
+}
+
+function stats(xs: number[]): { n: number; p10: number; p50: number; p90: number; max: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  return { n: s.length, p10: percentile(s, 10), p50: percentile(s, 50), p90: percentile(s, 90), max: s.at(-1) ?? NaN };
+}
+
+export async function runWorkflowStepsBench(opts: WorkflowBenchOptions): Promise<string> {
+  const redis = await PrivateRedis.start(join(opts.tempDir, 'redis'));
+  const procs: Proc[] = [];
+  let mongo: MongoClient | undefined;
+  let app: Celeriac | undefined;
+  try {
+    const server = await startMongoServer(opts.tempDir);
+    procs.push(server.proc);
+    const brokerUrl = redis.url(0);
+    const workers = startWorkers(opts.python, brokerUrl, server.url);
+    procs.push(...workers);
+    await Promise.all([waitFor(workers[0]!, /ready\./, 'Celeriac worker'), waitFor(workers[1]!, /\bready\.\s*$/m, 'Celery prefork worker')]);
+    mongo = await MongoClient.connect(server.url);
+    const db = mongo.db();
+    app = new Celeriac({ brokerUrl, resultBackend: server.url, resultExtended: true });
+    const pyEnv = { ...cleanEnv(), BROKER_URL: brokerUrl, RESULT_BACKEND: server.url, PYTHONPATH: INTEROP, PYTHONDONTWRITEBYTECODE: '1' };
+    const stepsOf = (task: string, queue: string): { name: string; task: string; queue: string }[] =>
+      Array.from({ length: opts.steps }, (_, i) => ({ name: `s${i + 1}`, task, queue }));
+    const runOne: Record<ContenderId, (value: string) => Promise<string>> = {
+      celeriac: async (value) => {
+        const wf = await Workflow.create(app!, { name: 'wfbench', app_id: 'wfbench', steps: stepsOf('wf.step', QUEUE.celeriac) });
+        await wf.start([value]);
+        return wf.id;
+      },
+      python: async (value) => startPythonWorkflow(opts.python, pyEnv, stepsOf('pywf.step', QUEUE.python), value),
+    };
+    const samples: Record<ContenderId, number[]> = { celeriac: [], python: [] };
+    const total = opts.warmup + opts.workflows;
+    log(`workflows: ${total} x ${opts.steps}-step workflow per contender (${opts.warmup} warm-up), one at a time, alternating`);
+    for (let i = 0; i < total; i++) {
+      for (const id of ['celeriac', 'python'] as const) {
+        const wfId = await runOne[id](`${id}${i}`);
+        await untilDone(db, wfId);
+        if (i >= opts.warmup) samples[id].push(...(await transitions(db, wfId)));
+      }
+    }
+    const c = stats(samples.celeriac);
+    const p = stats(samples.python);
+    const row = (label: string, s: ReturnType<typeof stats>): string[] => [label, String(s.n), String(s.p10), String(s.p50), String(s.p90), String(s.max)];
+    const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+    const met = c.p50 <= p.p50 / 2;
+    return [
+      `\nstep-to-step overhead, ${opts.steps}-step workflows of no-op steps, ${opts.workflows} per contender (+${opts.warmup} warm-up), one at a time, alternating;` +
+        ' next step\'s task_runs.date_start minus the previous step\'s date_done (ms, BSON dates: 1 ms resolution), both workers -c 2, same redis-server and FerretDB',
+      ...renderTable(['contender', 'transitions', 'p10 ms', 'median ms', 'p90 ms', 'max ms'], [
+        row('Celeriac (Workflow + workflowTask)', c),
+        row('sca-rhythm 0.6.15 on Celery prefork', p),
+      ], new Set([0])),
+      `Celeriac / Python: median ${ratio(c.p50, p.p50)}, p90 ${ratio(c.p90, p.p90)} (target: median at most 0.5: ${met ? 'MET' : 'NOT MET'})`,
+      '',
+    ].join('\n');
+  } finally {
+    await app?.close().catch(() => undefined);
+    await mongo?.close().catch(() => undefined);
+    for (const p of procs.reverse()) {
+      await stop(p, 10_000);
+      if (p.name !== 'mongo-server') logWorkerOutput(p);
+    }
+    await redis.stop();
+  }
+}
