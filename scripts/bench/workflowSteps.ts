@@ -13,6 +13,7 @@
  * minus the previous step's `date_done` in celery_taskmeta (its SUCCESS stored; on_success then
  * sends the next step). Both are BSON dates: millisecond resolution.
  */
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MongoClient, type Db } from 'mongodb';
@@ -136,6 +137,7 @@ export async function runWorkflowStepsBench(opts: WorkflowBenchOptions): Promise
     const samples: Record<ContenderId, number[]> = { celeriac: [], python: [] };
     const lost: Record<ContenderId, number> = { celeriac: 0, python: 0 };
     const total = opts.warmup + opts.workflows;
+    const loadAtStart = loadavg()[0]!.toFixed(1);
     log(`workflows: ${total} x ${opts.steps}-step workflow per contender (${opts.warmup} warm-up), one at a time, alternating`);
     for (let i = 0; i < total; i++) {
       for (const id of ['celeriac', 'python'] as const) {
@@ -162,7 +164,8 @@ export async function runWorkflowStepsBench(opts: WorkflowBenchOptions): Promise
     const met = c.p50 <= p.p50 / 2;
     return [
       `\nstep-to-step overhead, ${opts.steps}-step workflows of no-op steps, ${opts.workflows} per contender (+${opts.warmup} warm-up), one at a time, alternating;` +
-        ' next step\'s task_runs.date_start minus the previous step\'s date_done (ms, BSON dates: 1 ms resolution), both workers -c 2, same redis-server and FerretDB',
+        ` next step's task_runs.date_start minus the previous step's date_done (ms, BSON dates: 1 ms resolution), both workers -c 2, same redis-server and FerretDB; ` +
+        `load average ${loadAtStart} at the start, ${loadavg()[0]!.toFixed(1)} at the end`,
       ...renderTable(['contender', 'transitions', 'run record lost', 'p10 ms', 'median ms', 'p90 ms', 'max ms'], [
         row('Celeriac (Workflow + workflowTask)', c, lost.celeriac),
         row('sca-rhythm 0.6.15 on Celery prefork', p, lost.python),
