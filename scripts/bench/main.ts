@@ -31,6 +31,7 @@ import { fmt, peersReport, renderTable } from './peers';
 import { POOLS_HELP, POOLS_OPTIONS, runPools, stopPools } from './pools';
 import { CLIMATE_HELP, CLIMATE_OPTIONS, runClimate, stopClimate } from './climate';
 import { runMd5Bench } from './md5';
+import { runWorkflowStepsBench } from './workflowSteps';
 
 const { values: flags } = parseArgs({
   options: {
@@ -57,6 +58,8 @@ const { values: flags } = parseArgs({
     compiled: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
     'md5-mib': { type: 'string', default: '256' },
+    workflows: { type: 'string', default: '20' },
+    'wf-warmup': { type: 'string', default: '2' },
     ...POOLS_OPTIONS,
     ...CLIMATE_OPTIONS,
   },
@@ -67,8 +70,10 @@ if (flags.help) {
   process.stdout.write(
     [
       'npm run bench -- [options]',
-      '  --suite S                 brokers (the no-op broker bench below), pools (CPU-bound tasks per pool), climate (NetCDF area statistics), workflows (inspect_dataset md5 vs hashlib), rq or curation (own flags: scripts/bench/rq.ts, curation.ts) (brokers)',
+      '  --suite S                 brokers (the no-op broker bench below), pools (CPU-bound tasks per pool), climate (NetCDF area statistics), workflows (step-to-step overhead vs sca-rhythm, inspect_dataset md5 vs hashlib), rq or curation (own flags: scripts/bench/rq.ts, curation.ts) (brokers)',
       '  --md5-mib N               workflows: MiB of files inspect_dataset md5s against Python hashlib (256)',
+      '  --workflows N             workflows: counted 6-step workflows per contender, one at a time (20: 100 transitions each)',
+      '  --wf-warmup N             workflows: uncounted workflows per contender before those (2)',
       '  --broker B                redis, amqp or all (all)',
       '  --n N                     tasks per drain (20000)',
       '  --latency N               sequential round trips per worker (500; 0 = skip)',
@@ -138,7 +143,7 @@ let tempDir: string | null = null;
 let cleaning: Promise<void> | null = null;
 function cleanup(graceMs = 15_000): Promise<void> {
   cleaning ??= (async () => {
-    const infra = new Set(['redis-server', 'rabbitmq-server', 'epmd']);
+    const infra = new Set(['redis-server', 'rabbitmq-server', 'epmd', 'mongo-server']);
     for (const p of [...live]) if (!infra.has(p.name)) await stop(p, graceMs);
     await stopRedis().catch(() => undefined);
     await stopAmqp().catch(() => undefined);
@@ -269,6 +274,8 @@ async function main(): Promise<void> {
     return;
   }
   if (SUITE === 'workflows') {
+    const workflows = { workflows: positiveInt('workflows', flags.workflows), warmup: positiveInt('wf-warmup', flags['wf-warmup'], true), steps: 6 };
+    process.stdout.write(await runWorkflowStepsBench({ python, tempDir, ...workflows }));
     process.stdout.write(await runMd5Bench({ python, tempDir, totalMiB: positiveInt('md5-mib', flags['md5-mib']), fileMiB: 16, repeat: REPEAT }));
     return;
   }
