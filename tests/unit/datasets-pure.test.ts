@@ -44,9 +44,9 @@ test('the dataset pm2 apps are opt-in', () => {
   const before = process.env.CELERIAC_PM2_DATASETS;
   try {
     delete process.env.CELERIAC_PM2_DATASETS;
-    expect(names()).toEqual(['celeriac-worker', 'celeriac-fleet-report']);
+    expect(names()).toEqual(['celeriac-worker', 'celeriac-climate-api', 'celeriac-fleet-report']);
     process.env.CELERIAC_PM2_DATASETS = '1';
-    expect(names()).toEqual(['celeriac-worker', 'celeriac-fleet-report', 'celeriac-watch', 'celeriac-purge-stale-workflows']);
+    expect(names()).toEqual(['celeriac-worker', 'celeriac-climate-api', 'celeriac-fleet-report', 'celeriac-watch', 'celeriac-purge-stale-workflows']);
   } finally {
     if (before === undefined) delete process.env.CELERIAC_PM2_DATASETS;
     else process.env.CELERIAC_PM2_DATASETS = before;

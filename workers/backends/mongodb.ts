@@ -19,7 +19,7 @@
  * waitFor() polls, as Celery's AsyncResult.get() does on this backend.
  */
 import type { Collection, Db, MongoClientOptions } from 'mongodb';
-import { MongoBulkWriteError } from 'mongodb';
+import { lazyModule } from '../lazy';
 import type { ResultBackend, ResultMeta } from './backend';
 import { READY_STATES } from './backend';
 import { TimeoutError } from './errors';
@@ -27,6 +27,8 @@ import { PendingWrites, withTimeout } from './pendingWrites';
 import { isTransient, mongoDbNameFromUrl, openMongo, type MongoConnection, type MongoLogger } from '../mongodb/connect';
 import { parseJson, stringifyJson } from '../protocol/serializers';
 import { maskUrl } from '../log/mask';
+
+const mongodb = lazyModule<typeof import('mongodb')>('mongodb');
 
 /** A celery_taskmeta document as Celery writes it. */
 export interface TaskMetaDocument {
@@ -350,7 +352,8 @@ export class MongoBackend implements ResultBackend {
  * args with result_extended: Celery's EncodeError, which the worker stores as a FAILURE instead).
  */
 function firstWriteError(err: unknown): { index: number; code: number } | null {
-  if (err instanceof MongoBulkWriteError) {
+  // The class is read at the first failed write, so a worker without Mongo never loads the driver.
+  if (err instanceof mongodb().MongoBulkWriteError) {
     const first = [err.writeErrors].flat()[0];
     return first ? { index: first.index, code: Number(first.code) } : null;
   }
