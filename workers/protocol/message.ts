@@ -237,12 +237,9 @@ export const ORIGIN = `gen${process.pid}@${hostname()}`;
 
 function toIso(d: Date | string | number, field: string): string {
   // A producer's own isoformat() string (a retry's expires) goes out as it came, microseconds kept.
-  if (typeof d === 'string' && !Number.isNaN(parseIsoDate(d).getTime())) {
-    const kept = pyIsoOf(d, parseIsoDate(d));
-    if (kept) return kept;
-  }
   const date = d instanceof Date ? d : typeof d === 'number' ? new Date(Date.now() + d * 1000) : parseIsoDate(d);
   if (Number.isNaN(date.getTime())) throw new TypeError(`${field} is not a valid date`);
+  if (typeof d === 'string') return pyIsoOf(d, date)!;
   return date.toISOString().replace('Z', '+00:00');
 }
 

@@ -89,7 +89,7 @@ export class Outcomes {
     }
     if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery, children);
     await this.afterStored(request, (c) => c.succeeded(request, value ?? null));
-    await this.hook(job, 'on_success', value ?? null);
+    if (job.options.on_success) await this.hook(job, 'on_success', value ?? null);
     if (this.deps.logInfo) this.log.info(`Task ${request.task}[${request.id}] succeeded in ${runtime}s: ${pyRepr(value)}`);
     this.deps.emit('task-succeeded', { request, result: value, runtime });
     if (!job.acked) await this.settle(job.delivery, 'ack');
@@ -145,7 +145,7 @@ export class Outcomes {
     // Celery's store_errors_even_if_ignored defaults to False: ignore_result skips failures too.
     if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery);
     await this.afterStored(request, (c) => c.failed(request, failure, traceback));
-    await this.hook(job, 'on_failure', failure);
+    if (job.options.on_failure) await this.hook(job, 'on_failure', failure);
     this.deps.emit('task-failed', { request, exception: `${exc.exc_type}(${pyRepr(exc.exc_message[0] ?? '')})`, traceback, runtime });
     if (!job.acked) await this.settle(job.delivery, 'ack');
   }
