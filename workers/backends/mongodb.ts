@@ -31,7 +31,7 @@ import { maskUrl } from '../log/mask';
 const mongodb = lazyModule<typeof import('mongodb')>('mongodb');
 
 /** A celery_taskmeta document as Celery writes it. */
-export interface TaskMetaDocument {
+export interface TaskMetaDocument extends Pick<ResultMeta, 'name' | 'args' | 'kwargs' | 'worker' | 'retries' | 'queue'> {
   _id: string;
   status: string;
   result: unknown;
@@ -40,12 +40,6 @@ export interface TaskMetaDocument {
   date_done: Date | string | null;
   group_id?: string;
   parent_id?: string;
-  name?: string | null;
-  args?: unknown;
-  kwargs?: unknown;
-  worker?: string | null;
-  retries?: number | null;
-  queue?: string | null;
 }
 
 /** A celery_groupmeta document: the member task ids, encoded as the serializer's string. */
