@@ -200,3 +200,11 @@ function applyOverrides(cfg: convict.Config<Config>, over: Tree, node: Tree | un
     else cfg.set([...at, k].join('.'), v);
   }
 }
+
+/**
+ * broker_url as one string: Celery allows a list for failover, which kombu joins with ';' (the
+ * form every transport parses).
+ */
+export function brokerUrlOf(config: Pick<Config, 'celery'>): string {
+  return [config.celery.broker_url].flat().join(';');
+}

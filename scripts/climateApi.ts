@@ -4,7 +4,7 @@
  * SIGINT/SIGTERM close the listener and the connections.
  */
 import type { Command } from 'commander';
-import { appFromConfig, commonOverrides, loadOrExit, loggerFor, type CommonFlags } from '../workers';
+import { appFromConfig, brokerUrlOf, commonOverrides, loadOrExit, loggerFor, type CommonFlags } from '../workers';
 import { createClimateApi } from '../workers/jobs/api';
 import { openJobContext } from '../workers/jobs/context';
 
@@ -35,7 +35,7 @@ export function addClimateApiCommand(program: Command): void {
         datasets: ctx.datasets,
         limits: ctx.limits,
         queue: config.climate.queue,
-        brokerUrl: [config.celery.broker_url].flat().join(';'),
+        brokerUrl: brokerUrlOf(config),
       });
       const address = await api.listen({ port: config.climate.api_port, host: flags.host ?? '127.0.0.1' });
       logger.info(`climate-api listening on ${address} (datasets: ${[...ctx.datasets.keys()].join(', ') || 'none'}; jobs to queue ${config.climate.queue})`);

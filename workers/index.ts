@@ -19,7 +19,7 @@ export { GroupResult } from './producer/groupResult';
 export { signature, chain, group, chord, Signature, Chain, Group, Chord, XMap, XStarmap, Chunks } from './canvas';
 export type { ResultType, ResultFor, ResultsOf, LastResult, SigOptions } from './canvas';
 export { appFromConfig, workerOptionsFromConfig } from './app/fromConfig';
-export { loadConfig } from '../config';
+export { loadConfig, brokerUrlOf } from '../config';
 export {
   openMongo,
   isTransient as isTransientMongoError,

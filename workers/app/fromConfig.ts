@@ -1,6 +1,7 @@
 /** Build the app and worker options from the validated config (config/ -> runtime objects). */
 import { availableParallelism } from 'node:os';
 import type { Config } from '../../config/types';
+import { brokerUrlOf } from '../../config';
 import type { SerializerName } from '../protocol/serializers';
 import { serializerFor } from '../protocol/serializers';
 import { Celeriac, type AppLogger } from './app';
@@ -21,7 +22,7 @@ export function appFromConfig(config: Config, logger: AppLogger): Celeriac {
   };
   return new Celeriac({
     // Celery's list form is the same failover list as 'url1;url2'.
-    brokerUrl: [c.broker_url].flat().join(';'),
+    brokerUrl: brokerUrlOf(config),
     brokerFailoverStrategy: c.broker_failover_strategy,
     resultBackend: c.result_backend || null,
     brokerTransportOptions: { ...c.broker_transport_options },

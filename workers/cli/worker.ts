@@ -11,6 +11,7 @@ import { RemoteControl } from '../control';
 import { startMetrics, type MetricsServer } from '../metrics';
 import { expandNodeName } from '../worker/hostname';
 import { maskUrl } from '../log/mask';
+import { brokerUrlOf } from '../../config';
 import { commonOverrides, loadOrExit, loggerFor, type CommonFlags } from './options';
 import { taskModulePaths } from './root';
 
@@ -163,7 +164,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     },
   });
   log.info(
-    `celeriac ${options.hostname} v0.1.0: broker ${maskUrl([config.celery.broker_url].flat().join(';'))}, results ${maskUrl(config.celery.result_backend || 'disabled')}, ` +
+    `celeriac ${options.hostname} v0.1.0: broker ${maskUrl(brokerUrlOf(config))}, results ${maskUrl(config.celery.result_backend || 'disabled')}, ` +
       `concurrency ${options.autoscale ? `${options.autoscale.min}-${options.autoscale.max} (autoscale)` : options.concurrency} (${config.worker.pool}), queues ${options.queues.join(',')}, tasks ${[...app.tasks.keys()].sort().join(', ')}`,
   );
 

@@ -2,7 +2,7 @@
  * rq workers in `celeriac workers list`: they answer no Celery remote control, so the list reads
  * the records rq keeps (`rq:workers`, `rq:worker:<name>`) on the broker's Redis, as `rq info` does.
  */
-import { closeRedis, connectRedis, type FleetSource, type WorkerRow } from '../index';
+import { brokerUrlOf, closeRedis, connectRedis, type FleetSource, type WorkerRow } from '../index';
 import { rqKey } from './keys';
 
 const WORKERS_SET = 'rq:workers';
@@ -32,7 +32,7 @@ export const rqFleetSource: FleetSource = {
   kind: 'rq',
   async list(config) {
     // One Redis holds rq's records; a failover list (Sentinel or ';'-joined) is not rq's layout.
-    const url = [config.celery.broker_url].flat().join(';');
+    const url = brokerUrlOf(config);
     if (!/^(rediss?|redis\+socket|unix):/.test(url)) return [];
     // One attempt, no reconnect loop: a list must answer, not wait for an outage to end.
     const redis = connectRedis(url, { options: { maxRetriesPerRequest: 1, retryStrategy: () => null } });

@@ -5,6 +5,7 @@
  * and the config's task modules (functions registered under rq's dotted func_name).
  */
 import {
+  brokerUrlOf,
   appFromConfig,
   commonOverrides,
   createPool,
@@ -40,7 +41,7 @@ async function runRqWorker(flags: Record<string, unknown>): Promise<void> {
     worker: { pool: text(flags, 'pool') as PoolKind | undefined, metrics_port: metricsFlag === undefined ? undefined : wholeNumber(metricsFlag, '--metrics-port', 0) },
   });
   const log = loggerFor(config);
-  const url = [config.celery.broker_url].flat().join(';');
+  const url = brokerUrlOf(config);
   if (!/^(rediss?|redis\+socket|unix):/.test(url)) {
     log.error(`--rq needs a Redis URL (-b redis://...), got ${maskUrl(url)}`);
     process.exit(2);
