@@ -68,7 +68,7 @@ export async function runMd5Bench(opts: Md5BenchOptions): Promise<string> {
   writeTree(root, opts.totalMiB, opts.fileMiB);
   await celeriacOnce(root); // warms the page cache for everyone
   const contenders: [string, () => Promise<{ bytes: number; seconds: number }>][] = [
-    ['Celeriac inspect_dataset (md5File, 1 MiB chunks)', () => celeriacOnce(root)],
+    ['Celeriac inspect_dataset (md5File, 1 MiB chunks, read ahead)', () => celeriacOnce(root)],
     ["Python hashlib, Bioloop's checksum (4 KiB chunks)", async () => pythonOnce(opts.python, root, 4096)],
     ['Python hashlib, 1 MiB chunks', async () => pythonOnce(opts.python, root, 1 << 20)],
   ];

@@ -1,12 +1,16 @@
 /**
  * Pure parts of the dataset work: the Bioloop config profile, the datasets.* defaults, the pm2
- * apps, fnmatch as Python's fnmatchcase, Bioloop's stage alias, and the steps' progress writes.
+ * apps, fnmatch as Python's fnmatchcase, Bioloop's stage alias, the steps' progress writes and md5File.
  */
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { loadConfig } from '../../config';
 import { StepProgress } from '../../workers/datasets/progress';
 import { stageAlias, stagingPath, archivePath } from '../../workers/datasets/layout';
 import { fnmatchcase } from '../../workers/datasets/watch';
+import { md5File } from '../../workers/datasets/tree';
 
 test("APP_ENV=bioloop is Bioloop's celeryconfig.py", () => {
   const cfg = loadConfig({ appEnv: 'bioloop', envFile: null, env: {} });
@@ -91,4 +95,30 @@ test("step progress writes sca-rhythm's fields, skips reports while one is being
   const failing = new StepProgress(() => Promise.reject(new Error('backend down')), 'x', null);
   expect(() => failing.update(1)).not.toThrow();
   await new Promise((r) => setTimeout(r, 10));
+});
+
+describe('md5File (double-buffered reads)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'celeriac-md5-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it.each([0, 1, 1 << 20, (1 << 20) + 1, 2.5 * (1 << 20)])('a file of %i bytes hashes as crypto does, chunks summing to its size', async (size) => {
+    const content = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) content[i] = (i * 31 + 7) & 0xff;
+    const file = path.join(dir, `f${size}`);
+    fs.writeFileSync(file, content);
+    let seen = 0;
+    expect(await md5File(file, (n) => (seen += n))).toBe(createHash('md5').update(content).digest('hex'));
+    expect(seen).toBe(size);
+  });
+
+  it('stops at an abort and at a throwing progress callback, and reports a missing file', async () => {
+    const file = path.join(dir, 'big');
+    fs.writeFileSync(file, Buffer.alloc(5 << 20, 1));
+    const ac = new AbortController();
+    let chunks = 0;
+    await expect(md5File(file, () => { if (++chunks === 2) ac.abort(); }, ac.signal)).rejects.toMatchObject({ name: 'AbortError' });
+    expect(chunks).toBe(2);
+    await expect(md5File(file, () => { throw new Error('progress store down'); })).rejects.toThrow('progress store down');
+    await expect(md5File(path.join(dir, 'gone'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });

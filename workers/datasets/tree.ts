@@ -3,7 +3,7 @@
  * md5 of a file streamed in chunks: no file is ever held in memory whole.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, constants as fsc } from 'node:fs';
+import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FileType } from './types';
@@ -63,18 +63,37 @@ async function* walkFrom(abs: string, rel: string): AsyncGenerator<TreeEntry> {
   }
 }
 
-/** md5 hex digest of a file, read in 1 MiB chunks; onChunk(bytes) after each one. */
-export function md5File(abs: string, onChunk?: (bytes: number) => void, signal?: AbortSignal): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('md5');
-    const stream = createReadStream(abs, { highWaterMark: 1 << 20, signal });
-    stream.on('data', (chunk) => {
+const MD5_CHUNK = 1 << 20;
+
+/**
+ * md5 hex digest of a file, read in 1 MiB chunks; onChunk(bytes) after each one. Two buffers,
+ * reused: the next chunk is read (on libuv's thread pool) while this one is hashed, so reading and
+ * hashing overlap, and no buffer is allocated per chunk (a read stream allocates one each time).
+ */
+export async function md5File(abs: string, onChunk?: (bytes: number) => void, signal?: AbortSignal): Promise<string> {
+  signal?.throwIfAborted();
+  const hash = createHash('md5');
+  const file = await fs.open(abs, 'r');
+  const buffers = [Buffer.allocUnsafe(MD5_CHUNK), Buffer.allocUnsafe(MD5_CHUNK)] as const;
+  let current = 0;
+  let reading = file.read(buffers[current], 0, MD5_CHUNK, null);
+  try {
+    for (;;) {
+      const { bytesRead } = await reading;
+      if (bytesRead === 0) break;
+      signal?.throwIfAborted();
+      const chunk = buffers[current].subarray(0, bytesRead);
+      current ^= 1;
+      reading = file.read(buffers[current], 0, MD5_CHUNK, null);
       hash.update(chunk);
-      onChunk?.(chunk.length);
-    });
-    stream.on('error', reject);
-    stream.on('end', () => resolve(hash.digest('hex')));
-  });
+      onChunk?.(bytesRead);
+    }
+  } finally {
+    // A read still in flight when hashing stopped (abort, a throwing onChunk) settles before close.
+    await reading.catch(() => undefined);
+    await file.close();
+  }
+  return hash.digest('hex');
 }
 
 /**
