@@ -167,6 +167,31 @@ describe('backend behaviour on FerretDB', () => {
     expect((await backend.get('t-1'))?.result).toBe('first');
   });
 
+  test('first writes are inserts; a document another worker wrote is replaced (SUCCESS kept); one task twice in a batch keeps its order', async () => {
+    const other = new MongoBackend({ url });
+    await other.connect();
+    try {
+      // Another worker's STARTED, then this backend's SUCCESS (its insert meets the document).
+      await other.store(buildMeta('t-2', 'STARTED', { pid: 2 }));
+      await backend.store(buildMeta('t-2', 'SUCCESS', 'done here'));
+      expect(await rawDoc(url, 't-2')).toMatchObject({ status: 'SUCCESS', result: '"done here"' });
+      // Another worker's SUCCESS stays when this backend stores a SUCCESS of its own.
+      await other.store(buildMeta('t-3', 'SUCCESS', 'theirs'));
+      await backend.store(buildMeta('t-3', 'SUCCESS', 'ours'));
+      expect(await rawDoc(url, 't-3')).toMatchObject({ status: 'SUCCESS', result: '"theirs"' });
+      // Same tick, one batch: PROGRESS then SUCCESS of one task, and a plain first write beside them.
+      await Promise.all([
+        backend.store(buildMeta('t-4', 'PROGRESS', { done: 1 })),
+        backend.store(buildMeta('t-5', 'SUCCESS', 5)),
+        backend.store(buildMeta('t-4', 'SUCCESS', 4)),
+      ]);
+      expect(await rawDoc(url, 't-4')).toMatchObject({ status: 'SUCCESS', result: '4' });
+      expect(await rawDoc(url, 't-5')).toMatchObject({ status: 'SUCCESS', result: '5' });
+    } finally {
+      await other.close();
+    }
+  });
+
   test('a document the server refuses fails alone, as a TypeError (the worker stores EncodeError), its batch neighbours are written', async () => {
     // FerretDB refuses nested arrays (e.g. a chord body's args with result_extended).
     const nested = backend.store(buildMeta('t-nested', 'SUCCESS', 1, { extended: true, request: { task: 'x', args: [[1, 2]] } }));

@@ -5,9 +5,10 @@
  * `celery_groupmeta` {_id, result, date_done}. `result` holds the serializer's encoding of the
  * value (a JSON string for json), `date_done` a BSON date (null until a ready state).
  *
- * The first SUCCESS is never overwritten: the write is a replace-upsert filtered on
- * `status != SUCCESS`, which on a stored SUCCESS tries to insert a second `_id` and fails with a
- * duplicate key error that is ignored (Celery's own trick). FerretDB does not make conditional
+ * The first SUCCESS is never overwritten. A task's first write is an insert (see writeDocs); a
+ * task with a document already gets a replace-upsert filtered on `status != SUCCESS`, which on a
+ * stored SUCCESS tries to insert a second `_id` and fails with a duplicate key error that is
+ * ignored (Celery's own trick). FerretDB does not make conditional
  * writes atomic under concurrency, so two runs finishing in the same millisecond may race there;
  * on MongoDB this is atomic.
  *
@@ -74,6 +75,8 @@ const BAD_VALUE = 2;
 const WRITE_TIMEOUT_MS = 5_000;
 const CLOSE_DRAIN_MS = 3_000;
 const BATCH = 200;
+/** Task ids with a state written but not yet a ready one, remembered at most (see writeDocs). */
+const MAX_STATES_REMEMBERED = 10_000;
 
 interface PendingStore {
   doc: TaskMetaDocument;
@@ -100,6 +103,8 @@ export class MongoBackend implements ResultBackend {
   private readonly queue: PendingStore[] = [];
   private readonly parked: PendingWrites<TaskMetaDocument>;
   private closed = false;
+  /** Tasks this backend wrote a non-ready state for (STARTED, PROGRESS, RETRY…): their next write is a replace. */
+  private readonly statesWritten = new Set<string>();
 
   constructor(private readonly opts: MongoBackendOptions) {
     const { database, taskmeta_collection, groupmeta_collection, options, ...rest } = opts.settings ?? {};
@@ -235,14 +240,57 @@ export class MongoBackend implements ResultBackend {
   }
 
   /**
+   * Writes the documents, in order per task; returns a refusal (or null) per document. A task's
+   * first write is an insert; a task that has a document already (a state stored before, by this
+   * worker or another) gets the replace-upsert filtered on `status != SUCCESS` (see the header).
+   * Both end in the same document. The insert is the common case (no track_started, no progress)
+   * and the cheap one: FerretDB 1.24 runs every update and replace as a scan of the collection
+   * (milliseconds per thousand documents, hundreds of ms for the filtered replace), an insert by
+   * `_id` in about a millisecond; on MongoDB both are index lookups.
+   */
+  private async writeDocs(docs: readonly TaskMetaDocument[]): Promise<(TypeError | null)[]> {
+    const db = (this.connection ?? (await this.open())).db;
+    const col = this.tasks(db);
+    const refused: (TypeError | null)[] = docs.map(() => null);
+    const perTask = new Map<string, number>();
+    for (const doc of docs) perTask.set(doc._id, (perTask.get(doc._id) ?? 0) + 1);
+    // Inserted: a task with one document in this batch and no state written earlier by this backend.
+    const inserts = docs.flatMap((doc, i) => (perTask.get(doc._id) === 1 && !this.statesWritten.has(doc._id) ? [i] : []));
+    const replaces = new Set(docs.keys());
+    for (const i of inserts) replaces.delete(i);
+    if (inserts.length) {
+      try {
+        await col.insertMany(inserts.map((i) => docs[i]!), { ordered: false });
+      } catch (err) {
+        const failed = writeErrors(err);
+        if (!failed) throw err;
+        for (const { index, code } of failed) {
+          const i = inserts[index]!;
+          if (code === DUPLICATE_KEY) replaces.add(i); // a state is there already: replace it
+          else if (code === BAD_VALUE) refused[i] = refusal(err);
+          else throw err;
+        }
+      }
+    }
+    const rest = [...replaces].sort((a, b) => a - b);
+    const replaceRefused = await this.replaceDocs(col, rest.map((i) => docs[i]!));
+    rest.forEach((i, k) => (refused[i] = replaceRefused[k]!));
+    for (const doc of docs) {
+      if (READY_STATES.has(doc.status)) this.statesWritten.delete(doc._id);
+      else this.statesWritten.add(doc._id);
+    }
+    // Tasks that never finish here (a lost worker's) would pile up: forgetting only costs one failed insert.
+    if (this.statesWritten.size > MAX_STATES_REMEMBERED) this.statesWritten.clear();
+    return refused;
+  }
+
+  /**
    * Replace-upsert each document unless a SUCCESS is stored (see the header), in order. A
    * duplicate key error means "SUCCESS already there" or "inserted concurrently": the op is tried
    * once more (as Celery does), then skipped. A document the server refuses is reported in its
    * slot of the returned list (the others are written); connection errors reject.
    */
-  private async writeDocs(docs: readonly TaskMetaDocument[]): Promise<(TypeError | null)[]> {
-    const db = (this.connection ?? (await this.open())).db;
-    const col = this.tasks(db);
+  private async replaceDocs(col: Collection<TaskMetaDocument>, docs: readonly TaskMetaDocument[]): Promise<(TypeError | null)[]> {
     const refused: (TypeError | null)[] = docs.map(() => null);
     const ops = (from: number) => docs.slice(from).map((doc) => ({ replaceOne: { filter: { _id: doc._id, status: { $ne: 'SUCCESS' } }, replacement: doc, upsert: true } }));
     let from = 0;
@@ -252,7 +300,7 @@ export class MongoBackend implements ResultBackend {
         await col.bulkWrite(ops(from), { ordered: true });
         break;
       } catch (err) {
-        const failed = firstWriteError(err);
+        const failed = writeErrors(err)?.[0];
         if (!failed) throw err;
         const index = from + failed.index;
         if (failed.code === DUPLICATE_KEY && !retried.has(index)) {
@@ -262,7 +310,7 @@ export class MongoBackend implements ResultBackend {
         } else if (failed.code === DUPLICATE_KEY) {
           from = index + 1;
         } else if (failed.code === BAD_VALUE) {
-          refused[index] = new TypeError(`MongoDB refused the result document: ${(err as Error).message}`, { cause: err });
+          refused[index] = refusal(err);
           from = index + 1;
         } else {
           throw err;
@@ -345,13 +393,16 @@ export class MongoBackend implements ResultBackend {
  * (11000 duplicate key; 2 BadValue, e.g. FerretDB refusing nested arrays such as a chord body's
  * args with result_extended: Celery's EncodeError, which the worker stores as a FAILURE instead).
  */
-function firstWriteError(err: unknown): { index: number; code: number } | null {
+/** The per-document errors of a failed bulk write or insertMany (index in the batch, code); null for any other error. */
+function writeErrors(err: unknown): { index: number; code: number }[] | null {
   // The class is read at the first failed write, so a worker without Mongo never loads the driver.
-  if (err instanceof mongodb().MongoBulkWriteError) {
-    const first = [err.writeErrors].flat()[0];
-    return first ? { index: first.index, code: Number(first.code) } : null;
-  }
-  return null;
+  if (!(err instanceof mongodb().MongoBulkWriteError)) return null;
+  const errors = [err.writeErrors].flat().map((e) => ({ index: e.index, code: Number(e.code) }));
+  return errors.length ? errors : null;
+}
+
+function refusal(err: unknown): TypeError {
+  return new TypeError(`MongoDB refused the result document: ${(err as Error).message}`, { cause: err });
 }
 
 /**
