@@ -141,16 +141,20 @@ export class Workflow {
   }
 
   /** sca-rhythm's wf_send_task: kwargs precedence workflow_id/step/app_id > given > step's own. */
-  private async sendStep(step: WorkflowStep, position: number, args: readonly unknown[], kwargs: Record<string, unknown> = {}): Promise<string> {
+  private async sendStep(step: WorkflowStep, position: number, args: readonly unknown[], kwargs: Record<string, unknown> = {}, taskId?: string): Promise<string> {
     const taskKwargs = { ...(step.kwargs ?? {}), ...kwargs, workflow_id: this.doc._id, step: step.name, app_id: this.doc.app_id };
     const priority = Math.max(0, Math.min(step.priority ?? position, 9));
-    const result = await this.app.sendTask(step.task, args, taskKwargs, { queue: step.queue, priority });
+    const result = await this.app.sendTask(step.task, args, taskKwargs, { queue: step.queue, priority, id: taskId });
     return result.id;
   }
 
-  private async set(fields: Record<string, unknown>): Promise<void> {
+  /** `$set` these fields and updated_at; `keepRun` also puts a step's task run back (see onStepSuccess). */
+  private async set(fields: Record<string, unknown>, keepRun?: { stepName: string; run: TaskRun }): Promise<void> {
     const updatedAt = new Date();
-    await this.col.updateOne({ _id: this.doc._id }, { $set: { ...fields, updated_at: updatedAt } });
+    const update: Record<string, unknown> = { $set: { ...fields, updated_at: updatedAt } };
+    // $addToSet: a no-op when the run is there (the same task_id and date_start, as we pushed it).
+    if (keepRun) update.$addToSet = { [`steps.${this.stepIndex(keepRun.stepName)}.task_runs`]: keepRun.run };
+    await this.col.updateOne({ _id: this.doc._id }, update);
     this.doc.updated_at = updatedAt;
   }
 
@@ -288,27 +292,39 @@ export class Workflow {
 
   /**
    * After a step succeeded: send the next step with retval[0], or mark the workflow SUCCESS.
-   * The document is written before the send (sca-rhythm writes after): on FerretDB an update is
-   * a read-modify-write of the whole document, so a write of ours racing the next step's start
-   * could drop the run it records.
+   * Returns the id of the next step's task (`nextTaskId` when given; undefined after the last step).
+   *
+   * Before the send, the document is written (sca-rhythm writes after): on FerretDB an update is a
+   * read-modify-write of the whole document, so a write of ours racing the next step's start could
+   * drop the run that start records. `run`, this step's recorded run, is put back in that write
+   * (`$addToSet`, no read) in case a Python worker's late whole-document write erased it (see
+   * ensureTaskRun).
+   *
+   * `recordedAfterLastWrite`: this step's run was recorded after every write of the previous step
+   * (the worker handed the workflow from one step to the next, see workflowTask), so nothing can
+   * have erased it: a non-final step then only sends, and the next step's start writes updated_at.
    */
-  async onStepSuccess(retval: unknown, stepName: string): Promise<void> {
+  async onStepSuccess(retval: unknown, stepName: string, opts: { run?: TaskRun; nextTaskId?: string; recordedAfterLastWrite?: boolean } = {}): Promise<string | undefined> {
+    const { run, nextTaskId } = opts;
+    const keep = run && { stepName, run };
     const next = this.stepIndex(stepName) + 1;
     if (next >= this.doc.steps.length) {
       this.doc._status = SUCCESS;
-      await this.set({ _status: SUCCESS });
-      return;
+      await this.set({ _status: SUCCESS }, keep);
+      return undefined;
     }
-    await this.set({});
     if (!(Array.isArray(retval) || typeof retval === 'string') || retval.length === 0) {
+      await this.set({}, keep);
       throw new PythonError('TypeError', `step "${stepName}" returned ${JSON.stringify(retval)}: a workflow step must return a non-empty list whose first item is the next step's argument`);
     }
-    await this.sendStep(this.doc.steps[next]!, next + 1, [retval[0]]);
+    if (!opts.recordedAfterLastWrite) await this.set({}, keep);
+    return this.sendStep(this.doc.steps[next]!, next + 1, [retval[0]], {}, nextTaskId);
   }
 
-  async onStepFailure(): Promise<void> {
+  /** After a step failed: `_status` FAILURE (and this step's run re-asserted, as on success). */
+  async onStepFailure(stepName?: string, run?: TaskRun): Promise<void> {
     this.doc._status = FAILURE;
-    await this.set({ _status: FAILURE });
+    await this.set({ _status: FAILURE }, stepName && run ? { stepName, run } : undefined);
   }
 
   // ---- the view ----
