@@ -85,7 +85,8 @@ const common: Config = {
   },
   mongo: {
     url: 'mongodb://127.0.0.1:27017/celeriac',
-    db: 'celeriac',
+    // null: the database named in mongo.url (as pymongo's get_default_database), else 'celeriac'.
+    db: null,
   },
   climate: {
     // Empty until the deployer names its datasets (CELERIAC_CLIMATE_DATASETS): every datatype is a 400.

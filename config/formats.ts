@@ -32,6 +32,7 @@ export const FORMAT = {
   boolean: 'celeriac-boolean',
   string: 'celeriac-string',
   name: 'celeriac-name',
+  nullableName: 'celeriac-nullable-name',
   nullablePath: 'celeriac-nullable-path',
   stringList: 'celeriac-string-list',
   queueList: 'celeriac-queue-list',
@@ -149,6 +150,7 @@ const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
   [FORMAT.boolean]: { expected: 'must be true or false', check: (v) => typeof v === 'boolean', coerce: toBoolean },
   [FORMAT.string]: { expected: 'must be a string', check: isStr },
   [FORMAT.name]: { expected: 'must be a non-empty string', check: (v) => isStr(v) && v.trim() !== '' },
+  [FORMAT.nullableName]: { expected: 'must be null or a non-empty string', check: (v) => v === null || (isStr(v) && v.trim() !== '') },
   [FORMAT.nullablePath]: { expected: 'must be null or a file path', check: (v) => v === null || (isStr(v) && v !== '') },
   [FORMAT.stringList]: { expected: 'must be a list of non-empty strings', check: isStrList, coerce: toList },
   [FORMAT.queueList]: {

@@ -97,7 +97,7 @@ export const schema: convict.Schema<Config> = {
   },
   mongo: {
     url: key(FORMAT.mongoUrl, 'MongoDB connection URL (workflows, datasets, climate jobs; `npm run mongo` serves one locally)', { env: 'CELERIAC_MONGO_URL' }),
-    db: key(FORMAT.name, 'MongoDB database name', { env: 'CELERIAC_MONGO_DB' }),
+    db: key(FORMAT.nullableName, "MongoDB database name (default: the URL's, else celeriac)", { env: 'CELERIAC_MONGO_DB' }),
   },
   climate: {
     // Checked entry by entry when the API or a job reads it (workers/jobs/datasets.ts names the bad key).

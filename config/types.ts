@@ -115,7 +115,8 @@ export interface LogConfig {
 
 export interface MongoConfig {
   url: string;
-  db: string;
+  /** null: the database in `url`, else 'celeriac'. */
+  db: string | null;
 }
 
 /** One dataset of the climate job API, as the deployer describes it (keyed by ClimateSERV's datatype). */

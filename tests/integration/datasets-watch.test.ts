@@ -49,6 +49,16 @@ function watchOpts(root: string, over: Partial<WatchOptions> = {}): WatchOptions
   return { root, type: 'RAW_DATA', workflow: 'integrated', rejects: ['.snapshots', '*.tmp'], pollIntervalMs: 50, fullScanEvery: 3, log: silent, ...over };
 }
 
+test('the collections and indexes are ensured again on a database that has datasets (every start after the first)', async () => {
+  const root = testTmpDir('watch-again');
+  fs.mkdirSync(path.join(root, 'run-x'));
+  await new DatasetWatcher(store, recordingLauncher(), watchOpts(root)).scan();
+  // FerretDB 1.24 dropped the connection on a createIndexes of several existing indexes.
+  const again = await DatasetStore.on(conn.db);
+  expect(await again.datasets.countDocuments({ origin_path: path.join(root, 'run-x') })).toBe(1);
+  expect((await conn.db.collection('datasets').listIndexes().toArray()).map((i) => i.name).sort()).toEqual(['_id_', 'name_type_unique', 'type_workflows_created', 'workflow_ids']);
+});
+
 test('new directories become datasets with one started workflow each; rejects, files and restarts add nothing', async () => {
   const root = testTmpDir('watch-root');
   for (const d of ['run-a', 'run-b', '.snapshots', 'copy.tmp']) fs.mkdirSync(path.join(root, d));

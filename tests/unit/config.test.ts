@@ -81,7 +81,7 @@ describe('defaults (APP_ENV unset = development, common only)', () => {
     expect(config.celery.worker_state_db).toBeNull();
     expect(config.celery.worker_max_tasks_per_child).toBeNull();
     expect(config.log).toEqual({ level: 'info', pretty: true });
-    expect(config.mongo.db).toBe('celeriac');
+    expect(config.mongo.db).toBeNull(); // the URL's database decides (openMongo), else 'celeriac'
   });
 
   it('supports both dotted and bracket access', () => {

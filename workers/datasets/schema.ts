@@ -83,8 +83,10 @@ export async function ensureDatasetCollections(db: Db, names: { datasets: string
     const [info] = await db.listCollections({ name: names.datasets }).toArray();
     validatorEnforced = Boolean((info as { options?: { validator?: unknown } } | undefined)?.options?.validator);
   }
-  await db.collection(names.datasets).createIndexes(DATASET_INDEXES);
-  await db.collection(names.files).createIndexes(FILE_INDEXES);
+  // One index per call: FerretDB 1.24 panics (and drops the connection) on a createIndexes of
+  // several indexes that all exist already, i.e. on every start after the first.
+  for (const index of DATASET_INDEXES) await db.collection(names.datasets).createIndexes([index]);
+  for (const index of FILE_INDEXES) await db.collection(names.files).createIndexes([index]);
   return { validatorEnforced };
 }
 

@@ -22,7 +22,7 @@ export interface MongoLogger {
 
 export interface MongoConnectOptions {
   /** Database name; default: the URL's path, else `celeriac`. */
-  dbName?: string;
+  dbName?: string | null;
   /** Extra driver options (Celery's mongodb_backend_settings.options go here). */
   clientOptions?: MongoClientOptions;
   logger?: MongoLogger;
