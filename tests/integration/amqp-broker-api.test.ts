@@ -5,9 +5,9 @@
  * vhost whose name needs encoding ('celeriac/mgmt'); an amqplib consumer with prefetch 3 takes
  * three and never acks them, so the queue holds exactly 4 ready and 3 unacked. The real command
  * prints them (after the plugin's next sample); without broker_api it prints the ready count and
- * says once that unacked needs broker_api; a wrong password, a missing queue and an API that is
- * down each give one clear line naming the URL with the password masked, and `--watch` keeps
- * polling through the outage.
+ * says once that unacked needs broker_api; a wrong password (401), a URL that is not the API, a
+ * missing queue and an API that is down each give one clear line naming the URL with the password
+ * masked, and `--watch` keeps polling through the outage.
  */
 import amqplib from 'amqplib';
 import { CELERIAC_PROGRAM, celeriacCli } from '../helpers/celeriacWorker';
@@ -83,7 +83,7 @@ test('without broker_api: the ready counts, and one note that unacked needs brok
   expect(res.code).toBe(0);
 });
 
-test('a wrong broker_api password: one line naming the URL, password masked, no stack trace', async () => {
+test('a wrong broker_api password (401) or a URL that is not the API (4xx): one line naming the URL, password masked, no stack trace', async () => {
   const res = await queues([QUEUE], rabbit.apiUrl('not-the-password'));
   const port = rabbit.node.managementPort!;
   expect(res.stdout).toBe(
@@ -93,6 +93,13 @@ test('a wrong broker_api password: one line naming the URL, password masked, no 
   expect(res.stderr).toBe('');
   expect(`${res.stdout}${res.stderr}`).not.toContain('not-the-password');
   expect(res.code).toBe(1);
+
+  // A URL that is not the API (a path the plugin does not serve; RabbitMQ 3.10 answers 400 there): said the same way.
+  const notApi = await queues([QUEUE], `http://guest:guest@127.0.0.1:${port}/not-api/`);
+  expect(notApi.stdout).toMatch(
+    new RegExp(`^queue\\tready\\tunacked\\n${QUEUE}\\t4\\terror: management API http://guest:\\*\\*@127\\.0\\.0\\.1:${port}/not-api/queues/celeriac%2Fmgmt/${QUEUE}: 4\\d\\d [A-Za-z ]+.*\\n$`),
+  );
+  expect(notApi.code).toBe(1);
 });
 
 test('--watch keeps polling while the management API is down, the error on each line', async () => {
