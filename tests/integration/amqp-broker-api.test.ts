@@ -4,7 +4,8 @@
  * shared node does not: see tests/helpers/rabbitManagement.ts). Seven messages go to a queue on a
  * vhost whose name needs encoding ('celeriac/mgmt'); an amqplib consumer with prefetch 3 takes
  * three and never acks them, so the queue holds exactly 4 ready and 3 unacked. The real command
- * prints them (after the plugin's next sample); without broker_api it prints the ready count and
+ * prints them (after the plugin's next sample), and on the default vhost Flower's own RabbitMQ
+ * broker class reads the same numbers from the same API; without broker_api it prints the ready count and
  * says once that unacked needs broker_api; a wrong password (401), a URL that is not the API, a
  * missing queue and an API that is down each give one clear line naming the URL with the password
  * masked, and `--watch` keeps polling through the outage.
@@ -15,6 +16,7 @@ import { PROJECT_ROOT } from '../helpers/env';
 import { waitFor } from '../helpers/faults';
 import { startProcess } from '../helpers/processes';
 import { startManagedRabbit, type ManagedRabbit } from '../helpers/rabbitManagement';
+import { runPyJson } from '../helpers/python';
 import { freePort } from '../setup/redisServer';
 
 jest.setTimeout(180_000);
@@ -27,33 +29,39 @@ const PREFETCH = 3;
 
 let rabbit: ManagedRabbit;
 let broker: string;
-let consumer: amqplib.ChannelModel;
+const consumers: amqplib.ChannelModel[] = [];
 
-function queues(args: string[], brokerApi: string | null) {
-  return celeriacCli(['queues', ...args], { CELERY_BROKER_URL: broker, ...(brokerApi === null ? {} : { CELERIAC_BROKER_API: brokerApi }) });
+function queues(args: string[], brokerApi: string | null, brokerUrl = broker) {
+  return celeriacCli(['queues', ...args], { CELERY_BROKER_URL: brokerUrl, ...(brokerApi === null ? {} : { CELERIAC_BROKER_API: brokerApi }) });
 }
 
-beforeAll(async () => {
-  rabbit = await startManagedRabbit('mgmt');
-  broker = await rabbit.addVhost(VHOST);
-  const producer = await amqplib.connect(broker);
+/** SENT messages in QUEUE (and an empty EMPTY) on `url`'s vhost, PREFETCH of them held unacked until afterAll. */
+async function holdSome(url: string): Promise<void> {
+  const producer = await amqplib.connect(url);
   const ch = await producer.createConfirmChannel();
   for (const q of [QUEUE, EMPTY]) await ch.assertQueue(q, { durable: true });
   for (let i = 0; i < SENT; i++) ch.sendToQueue(QUEUE, Buffer.from(`m${i}`), { persistent: true });
   await ch.waitForConfirms();
   await producer.close();
 
-  // Holds PREFETCH deliveries unacked for the whole file (closed in afterAll).
-  consumer = await amqplib.connect(broker);
+  const consumer = await amqplib.connect(url);
+  consumers.push(consumer);
   const cch = await consumer.createChannel();
   await cch.prefetch(PREFETCH);
   let received = 0;
   await cch.consume(QUEUE, () => void received++, { noAck: false });
   await waitFor(() => received === PREFETCH, 30_000, `${PREFETCH} deliveries`);
+}
+
+beforeAll(async () => {
+  rabbit = await startManagedRabbit('mgmt');
+  broker = await rabbit.addVhost(VHOST);
+  await holdSome(broker);
+  await holdSome(rabbit.amqpUrl('/'));
 }, 180_000);
 
 afterAll(async () => {
-  await consumer?.close().catch(() => undefined);
+  await Promise.all(consumers.map((c) => c.close().catch(() => undefined)));
   rabbit?.stop();
 });
 
@@ -74,6 +82,25 @@ test('ready from AMQP and unacked from broker_api, exactly', async () => {
   const missing = await queues([QUEUE, 'no-such-queue'], api);
   expect(missing.stdout).toMatch(new RegExp(`^queue\\tready\\tunacked\\n${QUEUE}\\t4\\t3\\nno-such-queue\\terror: .*NOT_FOUND - no queue 'no-such-queue' in vhost 'celeriac/mgmt'.*\\n$`));
   expect(missing.code).toBe(1);
+});
+
+test("on the default vhost '/', Flower's broker view (its RabbitMQ class with broker_api) reads the same counts", async () => {
+  const url = rabbit.amqpUrl('/');
+  const api = rabbit.apiUrl();
+  await waitFor(async () => (await queues([QUEUE], api, url)).stdout === `queue\tready\tunacked\n${QUEUE}\t4\t3\n`, 60_000, "4 ready and 3 unacked on '/'");
+  const script = [
+    'import asyncio, json, os',
+    'from flower.utils.broker import Broker',
+    "b = Broker(os.environ['BROKER'], http_api=os.environ['BROKER_API'])",
+    `qs = asyncio.run(b.queues(['${QUEUE}']))`,
+    "print(json.dumps(sorted([q['vhost'], q['name'], q['messages_ready'], q['messages_unacknowledged']] for q in qs)))",
+  ].join('\n');
+  // Flower asks for `queues//` on vhost '/', which the API answers with every vhost's queues: it
+  // lists the other vhost's `mq` too. Celeriac asks for /api/queues/%2F/mq, that vhost's only.
+  expect(await runPyJson(script, { env: { BROKER: url, BROKER_API: api } })).toEqual([
+    ['/', QUEUE, 4, 3],
+    [VHOST, QUEUE, 4, 3],
+  ]);
 });
 
 test('without broker_api: the ready counts, and one note that unacked needs broker_api', async () => {

@@ -4,7 +4,8 @@
  * (flower/utils/broker.py): the queue's vhost comes from the broker URL, and the user and password
  * from the API URL, else from the broker URL. Differences: one queue is asked for
  * (`GET <api>/queues/<vhost>/<name>`, not the vhost's whole list), the vhost is always
- * percent-encoded ('/' as %2F), and an API URL without a trailing slash still ends in `/api/`.
+ * percent-encoded ('/' as %2F: Flower sends `queues//`, which the API answers with the queues of
+ * every vhost), and an API URL without a trailing slash still ends in `/api/`.
  * The numbers are the management plugin's samples (every collect_statistics_interval, 5 s by
  * default), so they trail the queue by a few seconds.
  */
