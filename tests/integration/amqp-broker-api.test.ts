@@ -5,10 +5,10 @@
  * vhost whose name needs encoding ('celeriac/mgmt'); an amqplib consumer with prefetch 3 takes
  * three and never acks them, so the queue holds exactly 4 ready and 3 unacked. The real command
  * prints them (after the plugin's next sample), and on the default vhost Flower's own RabbitMQ
- * broker class reads the same numbers from the same API; without broker_api it prints the ready count and
- * says once that unacked needs broker_api; a wrong password (401), a URL that is not the API, a
- * missing queue and an API that is down each give one clear line naming the URL with the password
- * masked, and `--watch` keeps polling through the outage.
+ * broker class reads the same numbers from the same API. Without broker_api it prints the ready
+ * count and says once that unacked needs broker_api; a wrong password (401), a URL that is not the
+ * API, a missing queue and an API that is down each give one clear line naming the URL with the
+ * password masked, and `--watch` keeps polling through the outage.
  */
 import amqplib from 'amqplib';
 import { CELERIAC_PROGRAM, celeriacCli } from '../helpers/celeriacWorker';
