@@ -32,6 +32,8 @@ const common: Config = {
     },
     // Which URL of a failover list (';'-separated or a list) comes next after a node is lost.
     broker_failover_strategy: 'round-robin',
+    // Flower's broker_api (RabbitMQ management API): unacked counts for `celeriac queues`; off unless set.
+    broker_api: null,
     result_expires: 86400,
     result_extended: false,
     task_default_queue: 'celery',

@@ -51,6 +51,7 @@ export const FORMAT = {
   positiveNumber: 'celeriac-positive-number',
   optimization: 'celeriac-optimization',
   failoverStrategy: 'celeriac-failover-strategy',
+  nullableHttpUrl: 'celeriac-nullable-http-url',
 } as const;
 
 interface Spec {
@@ -187,6 +188,12 @@ const SPECS: Readonly<Record<(typeof FORMAT)[keyof typeof FORMAT], Spec>> = {
   },
   [FORMAT.pool]: oneOf(['async', 'threads', 'processes']),
   [FORMAT.failoverStrategy]: oneOf(['round-robin', 'shuffle']),
+  // Flower's validate_broker_api: an http(s) URL with a host; '' (an unset variable) is null.
+  [FORMAT.nullableHttpUrl]: {
+    expected: 'must be null or an http:// or https:// URL with a host',
+    check: (v) => v === null || (isStr(v) && /^https?:\/\/[^/?#]+/i.test(v.trim())),
+    coerce: (raw) => (['', 'null', 'none'].includes(raw.trim().toLowerCase()) ? null : raw.trim()),
+  },
   // Celery's --autoscale=max,min (min defaults to 0 when left out).
   [FORMAT.autoscale]: {
     expected: "must be null or 'max,min' with whole numbers, max >= 1 and max >= min",

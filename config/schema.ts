@@ -47,6 +47,7 @@ export const schema: convict.Schema<Config> = {
       sentinel_kwargs: { ...freeObject('sentinel:// brokers: {password, username} of the Sentinels themselves (JSON)', true), env: 'CELERIAC_SENTINEL_KWARGS' },
     },
     broker_failover_strategy: key(FORMAT.failoverStrategy, 'Next broker URL of a failover list: round-robin or shuffle', { env: 'CELERIAC_BROKER_FAILOVER_STRATEGY' }),
+    broker_api: key(FORMAT.nullableHttpUrl, "RabbitMQ management API, as Flower's --broker_api (http://user:password@host:15672/api/); null = off", { env: 'CELERIAC_BROKER_API' }),
     result_expires: key(FORMAT.seconds, 'Seconds results are kept; 0 = never expire'),
     result_extended: key(FORMAT.boolean, 'Store task name, args, worker, ... with results', { env: 'CELERIAC_RESULT_EXTENDED' }),
     task_default_queue: key(FORMAT.name, 'Queue used when a task has no route'),

@@ -52,6 +52,11 @@ export interface CeleryConfig {
   broker_transport_options: BrokerTransportOptions;
   /** Next broker of a failover list: Celery's broker_failover_strategy. */
   broker_failover_strategy: 'round-robin' | 'shuffle';
+  /**
+   * RabbitMQ's management HTTP API (Flower's broker_api), e.g. http://guest:guest@localhost:15672/api/:
+   * where `celeriac queues` reads unacked counts. null = not used.
+   */
+  broker_api: string | null;
   /** Seconds a result is kept; 0 = never expires. */
   result_expires: number;
   result_extended: boolean;

@@ -5,7 +5,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { appFromConfig, commonOverrides, loadOrExit, loggerFor, type CommonFlags, type Config, type Transport } from '../workers';
+import { appFromConfig, commonOverrides, loadOrExit, loggerFor, maskUrl, type CommonFlags, type Config, type QueueCounts, type Transport } from '../workers';
 import {
   CURATE_TASK,
   REGRID_TASK,
@@ -79,10 +79,41 @@ function enqueueCommand(program: Command, kind: 'regrid' | 'curate', description
     .action(action(`enqueue-${kind}`, (flags: EnqueueFlags) => enqueue(kind, flags)));
 }
 
-async function depths(transport: Transport, queues: string[]): Promise<string> {
+async function countsOf(transport: Transport, queue: string): Promise<QueueCounts> {
+  if (transport.queueCounts) return transport.queueCounts(queue);
   if (!transport.queueDepth) throw new Error(`the ${transport.kind} broker cannot count queue messages`);
-  const counts = await Promise.all(queues.map(async (q) => [q, await transport.queueDepth!(q)] as const));
-  return counts.map(([q, n]) => `${q}\t${n}`).join('\n');
+  return { ready: await transport.queueDepth(queue), unacked: { scope: 'broker', reason: `the ${transport.kind} broker does not count unacked messages` } };
+}
+
+/**
+ * One table of `celeriac queues`: `queue ready unacked` per line. A count that fails shows its
+ * error on its queue's line (the others still print, --watch keeps going); what holds for every
+ * queue (say, broker_api not set) goes to stderr once per run, remembered in `said`.
+ */
+async function depths(transport: Transport, queues: string[], said: Set<string>): Promise<{ table: string; failed: boolean }> {
+  if (!transport.queueCounts && !transport.queueDepth) throw new Error(`the ${transport.kind} broker cannot count queue messages`);
+  let failed = false;
+  const lines = await Promise.all(
+    queues.map(async (q) => {
+      let counts: QueueCounts;
+      try {
+        counts = await countsOf(transport, q);
+      } catch (error) {
+        failed = true;
+        return `${q}\terror: ${maskUrl((error as Error).message)}`;
+      }
+      const { ready, unacked } = counts;
+      if (typeof unacked === 'number') return `${q}\t${ready}\t${unacked}`;
+      if (unacked.scope === 'queue') {
+        failed = true;
+        return `${q}\t${ready}\terror: ${unacked.reason}`;
+      }
+      if (!said.has(unacked.reason)) process.stderr.write(`note: ${unacked.reason}\n`);
+      said.add(unacked.reason);
+      return `${q}\t${ready}\t-`;
+    }),
+  );
+  return { table: ['queue\tready\tunacked', ...lines].join('\n'), failed };
 }
 
 async function withTransport(flags: CommonFlags, name: string, fn: (transport: Transport, config: Config) => Promise<void>): Promise<void> {
@@ -125,19 +156,24 @@ export function addCurationCommands(program: Command): void {
   enqueueCommand(program, 'curate', "send one climate.curate per regridded file whose time chunks are not in the store yet");
 
   withBroker(program.command('queues [queues...]'))
-    .description('messages waiting per queue (Redis: all priority lists, as Flower counts; RabbitMQ: ready messages)')
+    .description('ready and unacked messages per queue (Redis: ready in all priority lists, as Flower counts; RabbitMQ: unacked from broker_api)')
     .option('-w, --watch [seconds]', 'print again every few seconds until interrupted')
     .action(
       action('queues', async (queues: string[], flags: CommonFlags & { watch?: string | boolean }) =>
         withTransport(flags, 'queues', async (transport, config) => {
           const names = queues.length > 0 ? queues : [config.celery.task_default_queue];
-          process.stdout.write(`${await depths(transport, names)}\n`);
-          if (flags.watch === undefined || flags.watch === false) return;
+          const said = new Set<string>();
+          const first = await depths(transport, names, said);
+          process.stdout.write(`${first.table}\n`);
+          if (flags.watch === undefined || flags.watch === false) {
+            if (first.failed) process.exitCode = 1;
+            return;
+          }
           const every = flags.watch === true ? 2 : Number(flags.watch);
           if (!(every > 0)) throw new Error(`--watch: not a number of seconds: '${String(flags.watch)}'`);
           for (;;) {
             await new Promise((r) => setTimeout(r, every * 1000));
-            process.stdout.write(`${new Date().toISOString()}\n${await depths(transport, names)}\n`);
+            process.stdout.write(`${new Date().toISOString()}\n${(await depths(transport, names, said)).table}\n`);
           }
         }),
       ),

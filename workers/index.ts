@@ -52,5 +52,5 @@ export { maskUrl } from './log/mask';
 export { lazyModule } from './lazy';
 export { serveMetrics, type MetricsServer } from './metrics/server';
 // For domain commands on the broker (workers/curation: `celeriac queues`, `purge`): app.transport()'s type.
-export type { Transport } from './transports/transport';
+export type { MissingCount, QueueCounts, Transport } from './transports/transport';
 export type { Config } from '../config/types';

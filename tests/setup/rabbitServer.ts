@@ -48,6 +48,8 @@ export interface RabbitConfig {
   epmdPort: number;
   /** AMQPS (TLS) listener port, with a test CA's certificate (<base>/tls/ca.pem). */
   tlsPort: number;
+  /** HTTP port of the management plugin; absent = plugin off (the shared node: see startRabbit). */
+  managementPort?: number;
 }
 
 /** What is known while the node is still starting (for the run state). */
@@ -222,7 +224,7 @@ export function rabbitTlsCa(base: string): string {
 function prepareBase(cfg: RabbitConfig): void {
   const { base } = cfg;
   for (const dir of ['home', 'mnesia', 'log']) fs.mkdirSync(path.join(base, dir), { recursive: true });
-  fs.writeFileSync(path.join(base, 'enabled_plugins'), '[].\n');
+  fs.writeFileSync(path.join(base, 'enabled_plugins'), cfg.managementPort ? '[rabbitmq_management].\n' : '[].\n');
   fs.writeFileSync(path.join(base, 'rabbitmq-env.conf'), '');
   // An AMQPS listener beside the plain one, for amqps:// tests (clients are not asked for certs).
   const tls = makeTestCertificates(path.join(base, 'tls'));
@@ -235,6 +237,10 @@ function prepareBase(cfg: RabbitConfig): void {
       `ssl_options.keyfile = ${tls.key}`,
       'ssl_options.verify = verify_none',
       'ssl_options.fail_if_no_peer_cert = false',
+      // The management API, sampling its counts every second instead of every 5 s (tests wait less).
+      ...(cfg.managementPort
+        ? [`management.tcp.port = ${cfg.managementPort}`, 'management.tcp.ip = 127.0.0.1', 'collect_statistics_interval = 1000']
+        : []),
       '',
     ].join('\n'),
   );
@@ -330,13 +336,20 @@ export interface StartRabbitOptions {
   timeoutMs?: number;
   /** Told the config and each pid as soon as it exists, so the run state can name them early. */
   onSpawned?: (info: SpawnedRabbit) => void;
+  /**
+   * The management plugin (HTTP API) on a port of its own. Off for the shared node: it adds ~4-5 s
+   * to every run's `rabbitmqctl stop` (measured), so tests that need it start a node of their own.
+   */
+  management?: boolean;
+  /** A node of a test's own: `<nodePrefix>-<ownerPid>@localhost` instead of the run's node name. */
+  nodePrefix?: string;
 }
 
-async function fourFreePorts(): Promise<[number, number, number, number]> {
+async function fiveFreePorts(): Promise<[number, number, number, number, number]> {
   const ports = new Set<number>();
-  while (ports.size < 4) ports.add(await freePort());
-  const [a, b, c, d] = [...ports];
-  return [a, b, c, d];
+  while (ports.size < 5) ports.add(await freePort());
+  const [a, b, c, d, e] = [...ports];
+  return [a, b, c, d, e];
 }
 
 export async function startRabbit(opts: StartRabbitOptions): Promise<StartedRabbit> {
@@ -344,8 +357,9 @@ export async function startRabbit(opts: StartRabbitOptions): Promise<StartedRabb
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     const base = path.join(opts.dir, attempt === 0 ? 'rabbit' : `rabbit-${attempt}`);
-    const [port, distPort, epmdPort, tlsPort] = await fourFreePorts();
-    const cfg: RabbitConfig = { base, node: rabbitNodeName(opts.ownerPid), port, distPort, epmdPort, tlsPort };
+    const [port, distPort, epmdPort, tlsPort, managementPort] = await fiveFreePorts();
+    const node = opts.nodePrefix ? `${opts.nodePrefix}-${opts.ownerPid}@localhost` : rabbitNodeName(opts.ownerPid);
+    const cfg: RabbitConfig = { base, node, port, distPort, epmdPort, tlsPort, ...(opts.management ? { managementPort } : {}) };
     try {
       return await startRabbitOnPorts(cfg, opts.env, opts.timeoutMs, opts.onSpawned);
     } catch (err) {

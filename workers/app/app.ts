@@ -32,6 +32,8 @@ export interface AppOptions {
   brokerUrl: string;
   /** Celery's broker_failover_strategy: which URL of a failover list comes next. */
   brokerFailoverStrategy?: 'round-robin' | 'shuffle';
+  /** Flower's broker_api: RabbitMQ's management API, for unacked counts (Transport.queueCounts). */
+  brokerApi?: string | null;
   /** null/'' disables results (Celery's DisabledBackend). */
   resultBackend: string | null;
   brokerTransportOptions: Record<string, unknown>;
@@ -169,13 +171,11 @@ export class Celeriac<T extends TaskMap = Record<never, never>> implements HostP
   /** The broker connection, connected on first use and shared. */
   transport(): Promise<Transport> {
     this.transportPromise ??= (async () => {
-      const t = createTransport(
-        this.options.brokerUrl,
-        this.options.brokerTransportOptions,
-        this.log,
-        this.options.brokerUseSsl,
-        this.options.brokerFailoverStrategy,
-      );
+      const t = createTransport(this.options.brokerUrl, this.options.brokerTransportOptions, this.log, {
+        ssl: this.options.brokerUseSsl,
+        failoverStrategy: this.options.brokerFailoverStrategy,
+        brokerApi: this.options.brokerApi,
+      });
       await t.connect().catch(async (err: unknown) => {
         await t.close().catch(() => undefined); // stop its reconnect attempts: the caller decides
         throw err;

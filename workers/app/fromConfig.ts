@@ -24,6 +24,7 @@ export function appFromConfig(config: Config, logger: AppLogger): Celeriac {
     // Celery's list form is the same failover list as 'url1;url2'.
     brokerUrl: brokerUrlOf(config),
     brokerFailoverStrategy: c.broker_failover_strategy,
+    brokerApi: c.broker_api,
     resultBackend: c.result_backend || null,
     brokerTransportOptions: { ...c.broker_transport_options },
     resultBackendTransportOptions: { ...c.result_backend_transport_options },

@@ -16,14 +16,17 @@ function num(v: unknown): number | undefined {
   return v === undefined || v === null || v === '' ? undefined : Number(v);
 }
 
-/** `ssl`: Celery's broker_use_ssl (TLS files and cert_reqs for rediss:// and amqps://). */
-export function createTransport(
-  url: string,
-  options: Record<string, unknown>,
-  logger?: TransportLogger,
-  ssl: Record<string, unknown> | null = null,
-  failoverStrategy?: FailoverStrategy,
-): Transport {
+/** Settings beside the URL and broker_transport_options. */
+export interface TransportSettings {
+  /** Celery's broker_use_ssl (TLS files and cert_reqs for rediss:// and amqps://). */
+  ssl?: Record<string, unknown> | null;
+  failoverStrategy?: FailoverStrategy;
+  /** Flower's broker_api (RabbitMQ management API), for unacked counts on AMQP. */
+  brokerApi?: string | null;
+}
+
+export function createTransport(url: string, options: Record<string, unknown>, logger?: TransportLogger, settings: TransportSettings = {}): Transport {
+  const { ssl = null, failoverStrategy, brokerApi } = settings;
   const scheme = url.trim().split(':', 1)[0]!.toLowerCase();
   const list = url.split(';').filter((u) => u.trim() !== '');
   if (list.length > 1 && !['amqp', 'amqps', 'pyamqp', 'sentinel'].includes(scheme)) {
@@ -55,7 +58,7 @@ export function createTransport(
     case 'amqp':
     case 'amqps':
     case 'pyamqp':
-      return new AmqpTransport({ url, logger, ssl, failoverStrategy });
+      return new AmqpTransport({ url, logger, ssl, failoverStrategy, brokerApi });
     case 'filesystem':
       return FilesystemTransport.fromOptions(options, logger);
     default:

@@ -60,6 +60,23 @@ export interface BroadcastExchange {
   autoDelete?: boolean;
 }
 
+/**
+ * Why a count is missing: `scope: 'broker'` is the same for every queue (this broker does not
+ * track it, or a setting is missing: say it once), `scope: 'queue'` is this query's own failure
+ * (say it on that queue's line).
+ */
+export interface MissingCount {
+  scope: 'broker' | 'queue';
+  reason: string;
+}
+
+/** What a monitor shows of a queue (Flower's broker view): waiting, and held by consumers unacked. */
+export interface QueueCounts {
+  /** Messages waiting to be delivered (what queueDepth counts). */
+  ready: number;
+  unacked: number | MissingCount;
+}
+
 export interface Transport {
   /** 'redis', 'filesystem', 'amqp' — shown in logs and stats. */
   readonly kind: string;
@@ -90,6 +107,11 @@ export interface Transport {
    * where the broker cannot tell.
    */
   queueDepth?(queue: string): Promise<number>;
+  /**
+   * Ready and unacked messages of `queue` (`celeriac queues`). Rejects only when the ready count
+   * cannot be read; an unacked count that cannot be had comes back as a MissingCount.
+   */
+  queueCounts?(queue: string): Promise<QueueCounts>;
   /**
    * Delete the messages waiting in `queue` (Celery's `purge`; messages held by workers are
    * untouched) and return how many there were. Absent where the broker cannot.

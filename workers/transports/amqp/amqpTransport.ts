@@ -10,12 +10,13 @@
  * queues, exchanges and mailbox, and resumes consuming there.
  */
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
+import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueCounts, QueueDeclaration, Transport } from '../transport';
 import { maskUrl } from '../../log/mask';
 import { BrokerRing, connectAnyOf, failoverUrls, type FailoverStrategy } from './failover';
 import { WriteBatcher } from './writeBatch';
 import { ensureExchange, publishOptions, settlePublishes } from './broadcast';
 import { pyAmqpProperties } from './properties';
+import { NO_BROKER_API, unackedFromApi } from './management';
 
 export interface AmqpLogger {
   info(msg: string): void;
@@ -31,6 +32,8 @@ export interface AmqpTransportOptions {
   logger?: AmqpLogger;
   /** Celery's broker_failover_strategy, for a ';'-separated list of URLs. */
   failoverStrategy?: FailoverStrategy;
+  /** Flower's broker_api: the management API that queueCounts asks for unacked counts. */
+  brokerApi?: string | null;
 }
 
 /** A delivery remembers the connection generation it came from. */
@@ -265,6 +268,16 @@ export class AmqpTransport implements Transport {
    */
   async queueDepth(queue: string): Promise<number> {
     return this.onOwnChannel(async (ch) => (await ch.checkQueue(queue)).messageCount);
+  }
+
+  /**
+   * Ready from queue.declare passive (now), unacked from the management API (its last sample) of
+   * the node connected to, when broker_api is set.
+   */
+  async queueCounts(queue: string): Promise<QueueCounts> {
+    const api = this.opts.brokerApi;
+    const [ready, unacked] = await Promise.all([this.queueDepth(queue), api ? unackedFromApi(api, this.ring.current, queue) : NO_BROKER_API]);
+    return { ready, unacked };
   }
 
   /** queue.purge (ready messages only; unacked ones stay with their consumers), on its own channel. */

@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import type Redis from 'ioredis';
-import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueDeclaration, Transport } from '../transport';
+import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, MissingCount, PublishRequest, QueueCounts, QueueDeclaration, Transport } from '../transport';
 import { decodeEnvelope, encodeEnvelope, envelopePriority, envelopeToMessage, type VirtualEnvelope } from '../virtualEnvelope';
 import { closeRedis, connectRedis, redisDbFromUrl, type RedisLogger } from '../../redis/connect';
 import { LuaScript } from '../../redis/script';
@@ -30,6 +30,11 @@ function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
   return Promise.race([p.then(() => true, () => true), timeout]).finally(() => clearTimeout(timer));
 }
+
+const UNACKED_NOT_PER_QUEUE: MissingCount = {
+  scope: 'broker',
+  reason: "unacked is not counted per queue on Redis (kombu's unacked hash does not record the queue of a message)",
+};
 
 /** Most messages claimed per round trip (also bounds Lua's unpack() of ack batches). */
 const MAX_BATCH = 500;
@@ -226,6 +231,15 @@ export class RedisTransport implements Transport {
     for (const { key } of this.keys.consumeKeys([queue])) m.llen(key);
     const res = (await m.exec()) ?? [];
     return res.reduce((n, [, v]) => n + (typeof v === 'number' ? v : 0), 0);
+  }
+
+  /**
+   * Ready as queueDepth counts it. Unacked is not counted per queue: kombu's `unacked` hash keeps
+   * each message with its exchange and routing key, not the queue it was taken from, and reading
+   * it means fetching every held message's body.
+   */
+  async queueCounts(queue: string): Promise<QueueCounts> {
+    return { ready: await this.queueDepth(queue), unacked: UNACKED_NOT_PER_QUEUE };
   }
 
   /** kombu's _purge: every priority list of the queue, counted and deleted in one MULTI. */
