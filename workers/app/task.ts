@@ -114,8 +114,14 @@ export interface TaskDefinition<A extends unknown[] = unknown[], R = unknown> {
 
 /** Bind kwargs to positional args as a Python call would (see TaskOptions.params). */
 export function bindArguments(def: TaskDefinition, args: readonly unknown[], kwargs: Record<string, unknown>): unknown[] {
+  // No kwargs (most calls): the list itself, not a copy; callers only spread it into fn.apply,
+  // which copies it into the call's arguments.
+  for (const _ in kwargs) return bindKeywords(def, args, kwargs);
+  return args as unknown[];
+}
+
+function bindKeywords(def: TaskDefinition, args: readonly unknown[], kwargs: Record<string, unknown>): unknown[] {
   const keys = Object.keys(kwargs);
-  if (keys.length === 0) return [...args];
   const params = def.options.params;
   if (!params) return [...args, kwargs];
   const out = [...args];

@@ -9,7 +9,7 @@ import { READY_STATES, type ResultBackend, type ResultMeta, type StoreContext } 
 import { ResultWaiters } from './waiters';
 import { parseJson, stringifyJson } from '../protocol/serializers';
 import { BrokerRing, connectAnyOf, failoverUrls, type FailoverStrategy } from '../transports/amqp/failover';
-import { WriteBatcher } from '../transports/amqp/writeBatch';
+import { batchFrameWrites } from '../transports/amqp/writeBatch';
 
 export interface RpcBackendOptions {
   /** The broker URL (or failover list): rpc:// results travel over the broker. */
@@ -31,7 +31,6 @@ export class RpcBackend implements ResultBackend {
   private model: ChannelModel | null = null;
   private ready: Promise<void> = Promise.resolve();
   private closing = false;
-  private writes = new WriteBatcher(null);
   private publishChannel: ConfirmChannel | null = null;
   private replyChannel: Channel | null = null;
   private replyQueueName: string | null = null;
@@ -60,7 +59,7 @@ export class RpcBackend implements ResultBackend {
       this.ready = this.reconnect();
     });
     this.model = model;
-    this.writes = WriteBatcher.of(model);
+    batchFrameWrites(model);
     this.publishChannel = await model.createConfirmChannel();
     this.publishChannel.on('error', () => undefined);
     if (this.replyQueueName) await this.attachReplyQueue(this.replyQueueName);
@@ -129,7 +128,6 @@ export class RpcBackend implements ResultBackend {
       const ch = this.publishChannel;
       try {
         if (!ch) throw new Error('rpc backend is not connected');
-        this.writes.hold();
         await new Promise<void>((resolve, reject) => {
           ch.publish('', context.replyTo!, body, options, (err) =>
             err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),

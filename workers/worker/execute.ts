@@ -12,11 +12,22 @@ export interface Limits {
 
 export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-export async function runWithLimits(
-  call: () => unknown,
-  limits: Limits,
-  controller: () => AbortController,
-): Promise<Outcome> {
+/** The task's return value or its error, as an Outcome (never rejects). */
+async function outcomeOf(call: () => unknown): Promise<Outcome> {
+  try {
+    return { ok: true, value: await call() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+export function runWithLimits(call: () => unknown, limits: Limits, controller: () => AbortController): Promise<Outcome> {
+  // Nearly every task has no limit: no timers, no race, one promise (#16).
+  if (!(limits.soft && limits.soft > 0) && !(limits.hard && limits.hard > 0)) return outcomeOf(call);
+  return runTimed(call, limits, controller);
+}
+
+async function runTimed(call: () => unknown, limits: Limits, controller: () => AbortController): Promise<Outcome> {
   const timers: NodeJS.Timeout[] = [];
   let hardFired: ((o: Outcome) => void) | null = null;
   const hard = new Promise<Outcome>((resolve) => (hardFired = resolve));
@@ -35,14 +46,7 @@ export async function runWithLimits(
     );
   }
   try {
-    const run = (async (): Promise<Outcome> => {
-      try {
-        return { ok: true, value: await call() };
-      } catch (error) {
-        return { ok: false, error };
-      }
-    })();
-    return timers.length ? await Promise.race([run, hard]) : await run;
+    return await Promise.race([outcomeOf(call), hard]);
   } finally {
     for (const t of timers) clearTimeout(t);
   }

@@ -88,7 +88,8 @@ export class Outcomes {
       }
     }
     if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery, children);
-    await this.afterStored(request, (c) => c.succeeded(request, value ?? null));
+    // Checked here too: a plain task (nearly all) pays no closure and no await for it (#16).
+    if (WorkerCanvas.involved(request)) await this.afterStored(request, (c) => c.succeeded(request, value ?? null));
     if (job.options.on_success) await this.hook(job, 'on_success', value ?? null);
     if (this.deps.logInfo) this.log.info(`Task ${request.task}[${request.id}] succeeded in ${runtime}s: ${pyRepr(value)}`);
     this.deps.emit('task-succeeded', { request, result: value, runtime });

@@ -17,7 +17,9 @@ import { parseTaskMessage, type TaskRequest } from '../protocol/message';
 import type { SerializerName } from '../protocol/serializers';
 import type { Celeriac, AppLogger } from '../app/app';
 import { NotRegistered, TaskRevokedError } from '../app/errors';
-import type { PoolKind, TaskPool } from '../pool/pool';
+import type { PoolKind, TaskPool, TaskRun } from '../pool/pool';
+import type { Limits } from './execute';
+import type { CanvasHost } from '../canvas/types';
 import { AsyncPool } from '../pool/asyncPool';
 import { declarationFor, type QueuePolicy } from './queues';
 import type { QueueDefinition } from '../../config/types';
@@ -32,6 +34,27 @@ import { taskHost } from '../canvas/host';
 
 /** Most extra prefetch granted to tasks waiting for a rate-limit token. */
 const MAX_THROTTLED_EXTRA = 1000;
+
+const NO_LIMITS: Limits = Object.freeze({ soft: null, hard: null });
+
+/** One task's run as its pool sees it: methods rather than a closure each, one object per task (#16). */
+class JobRun implements TaskRun {
+  constructor(
+    readonly job: Job,
+    readonly limits: Limits,
+    readonly hostname: string,
+    private readonly outcomes: Outcomes,
+    private readonly app: Celeriac,
+  ) {}
+
+  updateState(state: string, meta: unknown): Promise<void> {
+    return this.outcomes.storeState(this.job.request, state, meta, null, this.job.delivery);
+  }
+
+  canvasHost(): Promise<CanvasHost> {
+    return taskHost(this.app, this.job.request);
+  }
+}
 
 const DEFAULT_QUEUE_POLICY: QueuePolicy = { definitions: null, maxPriority: null, missingQueueType: 'classic' };
 
@@ -86,6 +109,7 @@ export class Worker extends EventEmitter {
   readonly uuid = randomUUID();
   /** Tasks run, by name (Celery's worker_state.total_count). */
   private readonly totals = new Map<string, number>();
+  private readonly optionsCache = new WeakMap<TaskDefinition, { defaults: TaskOptions; options: TaskOptions }>();
   private readonly startedAt = Date.now();
   processed = 0;
 
@@ -194,7 +218,7 @@ export class Worker extends EventEmitter {
       running.redeliveries.push(delivery);
       return;
     }
-    const job: Job = { delivery, request, def, options: this.app.taskOptions(def), controller: null, acked: false, redeliveries: [] };
+    const job: Job = { delivery, request, def, options: this.optionsOf(def), controller: null, acked: false, redeliveries: [] };
     this.autoscaler?.onTaskReceived();
     if (this.logInfo) this.log.info(`Task ${request.task}[${request.id}] received`);
     this.emit('task-received', job.request);
@@ -202,6 +226,19 @@ export class Worker extends EventEmitter {
     const delay = request.eta ? request.eta.getTime() - Date.now() : 0;
     if (delay > 0) this.held.holdUntilEta(job, delay);
     else this.held.submit(job);
+  }
+
+  /**
+   * The task's effective options, merged once per task definition rather than per message (#16);
+   * merged again if the app's task defaults are replaced. Frozen: jobs share it.
+   */
+  private optionsOf(def: TaskDefinition): TaskOptions {
+    const defaults = this.app.options.taskDefaults;
+    const cached = this.optionsCache.get(def);
+    if (cached && cached.defaults === defaults) return cached.options;
+    const options = Object.freeze(this.app.taskOptions(def));
+    this.optionsCache.set(def, { defaults, options });
+    return options;
   }
 
   private onUnknownTask(delivery: Delivery, request: TaskRequest): void {
@@ -290,13 +327,7 @@ export class Worker extends EventEmitter {
       const started = performance.now();
       // Checked here so a task without the hook (nearly all) pays no extra await per message.
       const refused = job.options.before_start ? await this.outcomes.beforeStart(job) : null;
-      const outcome = refused ?? (await this.poolFor(job).execute({
-        job,
-        limits: this.limitsFor(job),
-        hostname: this.options.hostname,
-        updateState: (state, meta) => this.outcomes.storeState(request, state, meta, null, job.delivery),
-        canvasHost: () => taskHost(this.app, request),
-      }));
+      const outcome = refused ?? (await this.poolFor(job).execute(new JobRun(job, this.limitsFor(job), this.options.hostname, this.outcomes, this.app)));
       const runtime = (performance.now() - started) / 1000;
       if (this.phase === 'cold' || this.phase === 'stopped') {
         // Cold shutdown (and the close() right after it): like a killed Celery pool, record nothing
@@ -348,14 +379,15 @@ export class Worker extends EventEmitter {
    * header is [hard, soft] (Celery's Request: `time_limit, soft_time_limit = self.time_limits`),
    * and `or` falls back on 0 too, as Celery's `soft_time_limit or task.soft_time_limit` does.
    */
-  private limitsFor(job: Job): { soft: number | null; hard: number | null } {
+  private limitsFor(job: Job): Limits {
     const { request, options } = job;
     const [hard, soft] = request.timeLimit;
     const live = this.timeLimitOverrides.get(request.task);
-    return {
+    const limits = {
       soft: soft || (live ? live.soft : options.soft_time_limit) || null,
       hard: hard || (live ? live.hard : options.time_limit) || null,
     };
+    return limits.soft === null && limits.hard === null ? NO_LIMITS : limits;
   }
 
   // ---- read and steered by remote control (workers/control) ----

@@ -24,11 +24,15 @@ const CLOSE_DRAIN_MS = 3_000;
 
 type Write = { key: string; value: string };
 
-interface PendingStore {
-  key: string;
-  value: string;
-  resolve(): void;
-  reject(err: Error): void;
+/** The stores of one script call: they are written together, so they share one promise (#16). */
+class StoreBatch {
+  readonly writes: Write[] = [];
+  resolve!: () => void;
+  reject!: (err: Error) => void;
+  readonly done = new Promise<void>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
 }
 
 export interface RedisBackendOptions {
@@ -51,7 +55,8 @@ export class RedisBackend implements ResultBackend {
   private subscriber: Redis | null = null;
   private readonly waiters = new ResultWaiters((taskId) => void this.subscriber?.unsubscribe(this.key(taskId)).catch(() => undefined));
   private readonly prefix: string;
-  private readonly pending: PendingStore[] = [];
+  /** Batches waiting for their script call, oldest first; stores join the last one until it is full. */
+  private readonly pending: StoreBatch[] = [];
   private chordStore: RedisChordStore | null = null;
   /** Writes waiting out an outage of Redis, retried with backoff (see ../pendingWrites.ts). */
   private readonly parked: PendingWrites<Write>;
@@ -99,23 +104,31 @@ export class RedisBackend implements ResultBackend {
     const key = this.key(meta.task_id);
     // Redis unreachable, or older writes still parked: wait behind them, not in the task's slot.
     if (this.client.status !== 'ready' || this.parked.size > 0) return this.parked.park({ key, value });
-    return new Promise<void>((resolve, reject) => {
-      this.pending.push({ key, value, resolve, reject });
+    let batch = this.pending[this.pending.length - 1];
+    if (!batch || batch.writes.length >= MAX_BATCH) {
+      batch = new StoreBatch();
+      this.pending.push(batch);
       if (this.pending.length === 1) setImmediate(() => void this.flush());
-    });
+    }
+    batch.writes.push({ key, value });
+    return batch.done;
   }
 
   private async flush(): Promise<void> {
-    while (this.pending.length) {
-      const batch = this.pending.splice(0, MAX_BATCH);
+    for (let batch = this.pending.shift(); batch; batch = this.pending.shift()) {
       try {
-        if ((await writeOrLost(this.client, this.writeBatch(batch), WRITE_WAIT_MS)) === 'written') for (const p of batch) p.resolve();
-        else for (const p of batch) this.parked.park(p).then(p.resolve, p.reject);
+        if ((await writeOrLost(this.client, this.writeBatch(batch.writes), WRITE_WAIT_MS)) === 'written') batch.resolve();
+        else this.park(batch);
       } catch (err) {
-        if (isTransient(err)) for (const p of batch) this.parked.park(p).then(p.resolve, p.reject);
-        else for (const p of batch) p.reject(err as Error);
+        if (isTransient(err)) this.park(batch);
+        else batch.reject(err as Error);
       }
     }
+  }
+
+  /** Not written now: each store waits in memory for Redis (resolved once held, as park() is). */
+  private park(batch: StoreBatch): void {
+    Promise.all(batch.writes.map((w) => this.parked.park(w))).then(batch.resolve, batch.reject);
   }
 
   private writeBatch(batch: readonly Write[]): Promise<unknown> {

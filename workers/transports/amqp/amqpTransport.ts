@@ -13,7 +13,7 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqp
 import type { BroadcastExchange, BrokerMessage, Delivery, DeliveryHandler, PublishRequest, QueueCounts, QueueDeclaration, Transport } from '../transport';
 import { maskUrl } from '../../log/mask';
 import { BrokerRing, connectAnyOf, failoverUrls, type FailoverStrategy } from './failover';
-import { WriteBatcher } from './writeBatch';
+import { batchFrameWrites } from './writeBatch';
 import { ensureExchange, publishOptions, settlePublishes } from './broadcast';
 import { pyAmqpProperties } from './properties';
 import { NO_BROKER_API, unackedFromApi } from './management';
@@ -67,7 +67,6 @@ export class AmqpTransport implements Transport {
   private ready: Promise<void> | null = null;
   /** Quorum queues reject global QoS: once one is declared, prefetch is set per consumer. */
   private perConsumerQos = false;
-  private writes = new WriteBatcher(null);
   /** The node whose connection was lost last (a reconnect elsewhere logs it as a failover). */
   private lostUrl: string | null = null;
   /** Fanout listeners (remote control), set up again on every new connection. */
@@ -117,7 +116,7 @@ export class AmqpTransport implements Transport {
     model.on('error', () => undefined); // 'close' follows; handled there
     model.on('close', () => this.onConnectionLost(generation));
     this.model = model;
-    this.writes = WriteBatcher.of(model);
+    batchFrameWrites(model);
     try {
       await this.setUp(model, generation);
     } catch (err) {
@@ -339,13 +338,11 @@ export class AmqpTransport implements Transport {
 
   async ack(d: Delivery): Promise<void> {
     if (!this.live(d)) return;
-    this.writes.hold();
     this.consumeChannel!.ack(d.raw);
   }
 
   async reject(d: Delivery, requeue: boolean): Promise<void> {
     if (!this.live(d)) return;
-    this.writes.hold();
     this.consumeChannel!.reject(d.raw, requeue);
   }
 
@@ -353,7 +350,6 @@ export class AmqpTransport implements Transport {
     await this.ready;
     const ch = this.publishChannel;
     if (!ch) throw new Error('amqp transport is not connected');
-    this.writes.hold();
     await new Promise<void>((resolve, reject) => {
       ch.publish(req.exchange, req.routingKey, req.message.body, publishOptions(req.message), (err) =>
         err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),

@@ -155,10 +155,11 @@ export class RedisTransport implements Transport {
     await settledWithin(this.loopDone, SHUTDOWN_STEP_MS);
   }
 
-  async ack(delivery: Delivery): Promise<void> {
-    if (!this.held.delete(delivery.deliveryTag)) return;
+  ack(delivery: Delivery): Promise<void> {
+    if (!this.held.delete(delivery.deliveryTag)) return Promise.resolve();
     this.pendingAcks.push(delivery.deliveryTag);
-    // Acks made in the same tick go to Redis as one script call.
+    // Acks made in the same tick go to Redis as one script call, and share its promise (not
+    // wrapped in one more per ack: #16).
     this.ackFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushAcks());
     return this.ackFlush;
   }
