@@ -99,6 +99,12 @@ describe.each(POOLS)('-P $pool', ({ pool, broker, results }) => {
     await expect((await send('pool.spin', [0.1])).get({ timeout: 20 })).resolves.toBe(0.1);
   }, 60_000);
 
+  it('a task awaiting an abortable Node API fails with the abort reason (SoftTimeLimitExceeded), not AbortError', async () => {
+    const r = await send('pool.abortable_sleep', [30], { timeLimit: [null, 1] });
+    await expect(r.get({ timeout: 20 })).rejects.toMatchObject({ name: 'SoftTimeLimitExceeded' });
+    expect(await r.state()).toBe('FAILURE');
+  }, 30_000);
+
   it('the soft time limit aborts the task signal inside the child', async () => {
     const r = await send('pool.soft', [4], { timeLimit: [null, 1] });
     await expect(r.get({ timeout: 20 })).resolves.toBe('caught SoftTimeLimitExceeded');
@@ -174,5 +180,17 @@ describe('a task pinned to the processes pool on an async worker, with --max-mem
     const main = (await (await app.sendTask('pool.whoami', [])).get({ timeout: 20 })) as { pid: number };
     expect(main.pid).toBe(worker.pid);
     await worker.waitForOutput(/max_memory_per_child 1: replaced/);
+  }, 60_000);
+
+  it('on the event loop, a task awaiting an abortable Node API ends REVOKED on revoke --terminate and SoftTimeLimitExceeded on its soft limit', async () => {
+    const sleeper = await app.sendTask('pool.abortable_sleep', [60]);
+    await worker.waitForOutput(new RegExp(`pool\\.abortable_sleep\\[${sleeper.id}\\] received`), 20_000);
+    await new Promise((r) => setTimeout(r, 300)); // received, then running: alone on -c 1
+    const [reply] = (await pyControl(env, [['control', 'revoke', [sleeper.id], { terminate: true }]], { destination: [hostname] })) as Record<string, unknown>[][];
+    expect(reply).toEqual([{ [hostname]: { ok: `terminate: ${sleeper.id}` } }]);
+    await expect(sleeper.get({ timeout: 20 })).rejects.toMatchObject({ name: 'TaskRevokedError' });
+    expect(await sleeper.state()).toBe('REVOKED');
+    const limited = await app.sendTask('pool.abortable_sleep', [30], {}, { timeLimit: [null, 1] });
+    await expect(limited.get({ timeout: 20 })).rejects.toMatchObject({ name: 'SoftTimeLimitExceeded' });
   }, 60_000);
 });

@@ -12,6 +12,7 @@ import { NotRegistered } from '../app/errors';
 import { createContext } from '../worker/context';
 import { taskHost } from '../canvas/host';
 import { autoRetry } from '../worker/outcome';
+import { unwrapAbort } from '../worker/execute';
 import { decodeError, encodeError, type ChildInit, type FromChild, type ToChild } from './wire';
 
 interface Channel {
@@ -101,7 +102,8 @@ export function runChild(channel: Channel, init: ChildInit): void {
       channel.send({ type: 'done', ok: true, value, memory: channel.memory() });
     } catch (err) {
       // autoretry_for holds classes, which live here: decide the retry on this side.
-      const error = def ? autoRetry(app.taskOptions(def), request, err) : err;
+      const failure = unwrapAbort(err, () => ctl.signal);
+      const error = def ? autoRetry(app.taskOptions(def), request, failure) : failure;
       channel.send({ type: 'done', ok: false, error: encodeError(error), memory: channel.memory() });
     }
   }
