@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Makes sure the Python interop venv (.venv-interop, Celery pinned by tests/interop/requirements.txt)
-# exists for `npm run bench`. Same venv, stamp and lock as scripts/test.sh, so the two never fight:
-# when the stamp matches there is nothing to do. Prints the venv's python path on success.
+# Makes sure the Python interop venv (.venv-interop, Celery pinned by tests/interop/requirements.txt,
+# sca-rhythm by requirements-nodeps.txt) exists for `npm run bench`. Same venv, stamp (the hash of
+# both files) and lock as scripts/test.sh's ensure_venv, so the two never fight: when the stamp
+# matches there is nothing to do. Prints the venv's python path on success.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.venv-interop"
 REQS="$ROOT/tests/interop/requirements.txt"
+NODEPS="$ROOT/tests/interop/requirements-nodeps.txt"
 PYTHON="${PYTHON:-python3}" # the pyenv interpreter (see /work/shared/ENVIRONMENT.md)
 STAMP="$VENV/.requirements.sha256"
-WANT="$(sha256sum "$REQS" | cut -d' ' -f1)"
+WANT="$(cat "$REQS" "$NODEPS" | sha256sum | cut -d' ' -f1)"
 
 exec 9>"/tmp/celeriac-venv-$(printf '%s' "$VENV" | sha256sum | cut -c1-16).lock"
 flock 9
@@ -21,7 +23,8 @@ fi
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   printf '[bench] installing %s into %s\n' "$REQS" "$VENV" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" >&2
-  "$VENV/bin/python" -c 'import celery, kombu'
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$NODEPS" >&2
+  "$VENV/bin/python" -c 'import celery, kombu, sca_rhythm'
   printf '%s\n' "$WANT" >"$STAMP"
 fi
 flock -u 9
