@@ -278,7 +278,8 @@ export class Workflow {
    * Put this task's run back if a concurrent whole-document write removed it. sca-rhythm's
    * on_step_success sends the next step and only then `$set`s its whole (older) copy of the
    * document: when the next step starts fast (a Celeriac worker does), its recorded run is
-   * overwritten. The worker calls this a moment after the start and when the task ends.
+   * overwritten. The worker calls this a moment after the start; a step that ends sooner puts its
+   * run back in its final write instead (onStepSuccess, onStepFailure: `$addToSet`, no read).
    */
   async ensureTaskRun(stepName: string, taskId: string, dateStart: Date): Promise<boolean> {
     await this.refresh();
@@ -322,9 +323,9 @@ export class Workflow {
   }
 
   /** After a step failed: `_status` FAILURE (and this step's run re-asserted, as on success). */
-  async onStepFailure(stepName?: string, run?: TaskRun): Promise<void> {
+  async onStepFailure(keepRun?: { stepName: string; run: TaskRun }): Promise<void> {
     this.doc._status = FAILURE;
-    await this.set({ _status: FAILURE }, stepName && run ? { stepName, run } : undefined);
+    await this.set({ _status: FAILURE }, keepRun);
   }
 
   // ---- the view ----

@@ -93,7 +93,7 @@ export function workflowTask<A extends unknown[], R>(app: Celeriac, name: string
     },
     on_failure: async (error, taskId, args, kwargs) => {
       const entry = finish(taskId);
-      await entry?.workflow.onStepFailure(entry.step, entry.run);
+      await entry?.workflow.onStepFailure({ stepName: entry.step, run: entry.run });
       await options.on_failure?.(error, taskId, args, kwargs);
     },
   });
