@@ -117,6 +117,7 @@ export class Celeriac<T extends TaskMap = Record<never, never>> implements HostP
   private transportPromise: Promise<Transport> | null = null;
   private backendPromise: Promise<ResultBackend | null> | null = null;
   private hostPromise: Promise<CanvasHost> | null = null;
+  private readonly taskOptionsCache = new WeakMap<TaskDefinition, { defaults: TaskOptions; options: Readonly<TaskOptions> }>();
 
   constructor(options: Partial<AppOptions> = {}) {
     this.options = { ...DEFAULT_APP_OPTIONS, ...options };
@@ -163,9 +164,18 @@ export class Celeriac<T extends TaskMap = Record<never, never>> implements HostP
     return this.hostPromise;
   }
 
-  /** The effective options of a task: its own over the config-wide task defaults. */
-  taskOptions(def: TaskDefinition): TaskOptions {
-    return { ...this.options.taskDefaults, ...def.options };
+  /**
+   * The effective options of a task: its own over the config-wide task defaults. Merged once per
+   * task (and again if the defaults object is replaced), frozen and shared: the worker reads them
+   * for every message (#16). Copy before changing.
+   */
+  taskOptions(def: TaskDefinition): Readonly<TaskOptions> {
+    const defaults = this.options.taskDefaults;
+    const cached = this.taskOptionsCache.get(def);
+    if (cached && cached.defaults === defaults) return cached.options;
+    const options = Object.freeze({ ...defaults, ...def.options });
+    this.taskOptionsCache.set(def, { defaults, options });
+    return options;
   }
 
   /** The broker connection, connected on first use and shared. */

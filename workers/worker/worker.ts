@@ -109,7 +109,6 @@ export class Worker extends EventEmitter {
   readonly uuid = randomUUID();
   /** Tasks run, by name (Celery's worker_state.total_count). */
   private readonly totals = new Map<string, number>();
-  private readonly optionsCache = new WeakMap<TaskDefinition, { defaults: TaskOptions; options: TaskOptions }>();
   private readonly startedAt = Date.now();
   processed = 0;
 
@@ -218,7 +217,7 @@ export class Worker extends EventEmitter {
       running.redeliveries.push(delivery);
       return;
     }
-    const job: Job = { delivery, request, def, options: this.optionsOf(def), controller: null, acked: false, redeliveries: [] };
+    const job: Job = { delivery, request, def, options: this.app.taskOptions(def), controller: null, acked: false, redeliveries: [] };
     this.autoscaler?.onTaskReceived();
     if (this.logInfo) this.log.info(`Task ${request.task}[${request.id}] received`);
     this.emit('task-received', job.request);
@@ -226,19 +225,6 @@ export class Worker extends EventEmitter {
     const delay = request.eta ? request.eta.getTime() - Date.now() : 0;
     if (delay > 0) this.held.holdUntilEta(job, delay);
     else this.held.submit(job);
-  }
-
-  /**
-   * The task's effective options, merged once per task definition rather than per message (#16);
-   * merged again if the app's task defaults are replaced. Frozen: jobs share it.
-   */
-  private optionsOf(def: TaskDefinition): TaskOptions {
-    const defaults = this.app.options.taskDefaults;
-    const cached = this.optionsCache.get(def);
-    if (cached && cached.defaults === defaults) return cached.options;
-    const options = Object.freeze(this.app.taskOptions(def));
-    this.optionsCache.set(def, { defaults, options });
-    return options;
   }
 
   private onUnknownTask(delivery: Delivery, request: TaskRequest): void {
