@@ -212,6 +212,30 @@ it('every ack reaches Redis under load: nothing is left in unacked after a burst
   await t.stop();
 });
 
+it('a lone task runs while its unacked record travels, and its ack never overtakes the record: nothing is left in unacked', async () => {
+  // Each task arrives alone on an idle queue (BRPOP's path): it starts as BRPOP returns, its
+  // unacked record going out at the same time; the ack follows on the same connection.
+  const seen: number[] = [];
+  const t = await rig((app) => {
+    app.task('t.early_ack', (i: number) => i);
+    app.task('t.late_ack', async (i: number) => {
+      seen.push(await t.broker.hlen('unacked'));
+      return i;
+    }, { acks_late: true });
+  }, { concurrency: 1, prefetchMultiplier: 1 });
+  for (let i = 0; i < 60; i++) {
+    const name = i % 2 === 0 ? 't.early_ack' : 't.late_ack';
+    expect(await (await t.producer.sendTask(name, [i])).get({ timeout: 10 })).toBe(i);
+  }
+  // Read on another connection, the record may or may not have landed yet; never more than one.
+  expect(seen).toHaveLength(30);
+  expect(seen.every((n) => n === 0 || n === 1)).toBe(true);
+  for (let i = 0; i < 40 && (await t.broker.hlen('unacked')) > 0; i++) await sleep(50);
+  expect(await t.broker.hlen('unacked')).toBe(0);
+  expect(await t.broker.zcard('unacked_index')).toBe(0);
+  await t.stop();
+});
+
 it('Reject(requeue=True) runs the task again at once; Reject(requeue=False) stores FAILURE, as Celery 5.7', async () => {
   let runs = 0;
   const t = await rig((app) => {

@@ -288,12 +288,21 @@ export class RedisTransport implements Transport {
       }
       try {
         const keys = this.rotatedKeys(this.queues);
-        let batch = await this.claim(keys, credit);
-        if (batch === 0 && this.consuming) {
+        const claimed = await this.claim(keys, credit);
+        if (claimed === 0 && this.consuming) {
           const popped = await this.blocking!.brpop(...keys.map((k) => k.key), this.opts.pollTimeout ?? 1);
           if (popped) {
             const index = keys.findIndex((k) => k.key === popped[0]);
-            batch = await this.claim(keys, credit, { index, payload: popped[1] });
+            // The popped message runs at once while its unacked record travels (one round trip
+            // less before a lone task starts, #16). claim() writes the record's script call to
+            // the connection before it returns a promise, and every ack or reject of the
+            // message goes out later on the same connection, so Redis still applies them in
+            // order. A worker killed before the record lands loses the message, as it does today
+            // between BRPOP and the record (kombu has the same window).
+            const recorded = this.claim(keys, credit, { index, payload: popped[1] });
+            this.track(keys[index]!, popped[1]);
+            this.dispatch(onDelivery);
+            await recorded;
           }
         }
         this.dispatch(onDelivery);
@@ -336,6 +345,11 @@ export class RedisTransport implements Transport {
     return this.keys.consumeKeys(order);
   }
 
+  /**
+   * Claims up to `limit` messages (recorded as unacked by claim.lua) and tracks them; returns how
+   * many. With `popped` (BRPOP's message, already tracked by the caller) the script records that
+   * one first and claims up to limit - 1 more; its pair in the reply is skipped here.
+   */
   private async claim(keys: { key: string; queue: string }[], limit: number, popped?: { index: number; payload: string }): Promise<number> {
     const args: (string | number)[] = [limit, (Date.now() / 1000).toFixed(6)];
     if (popped) args.push(popped.index + 3, popped.payload);
@@ -344,7 +358,7 @@ export class RedisTransport implements Transport {
       | string
     )[];
     let count = 0;
-    for (let i = 0; i < reply.length; i += 2) {
+    for (let i = popped ? 2 : 0; i < reply.length; i += 2) {
       const index = Number(reply[i]);
       const payload = String(reply[i + 1]);
       const key = keys[Math.abs(index) - 3];
