@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { stopRabbit } from './rabbitServer';
 import { RunState, cleanupRun, readState } from './runState';
+import { armExitWatchdog } from './exitWatchdog';
 
 function shutdownRedis(port: number): Promise<void> {
   return new Promise((resolve) => {
@@ -69,6 +70,7 @@ export default async function globalTeardown(): Promise<void> {
       : Promise.resolve(),
   ]);
   cleanupRun(state);
+  armExitWatchdog();
   if (process.env.CELERIAC_TEST_VERBOSE_SETUP) {
     process.stderr.write(`[globalTeardown] took ${Date.now() - started} ms; the RabbitMQ node used ` +
       `${rabbitCpu ?? '?'} s of CPU over the run\n`);
