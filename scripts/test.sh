@@ -116,6 +116,24 @@ count_results() {
   ' "$@"
 }
 
+# --- leftovers ---------------------------------------------------------------------------------
+# Every process of the run carries CELERIAC_TEST_SH_PID in its environment (children inherit it).
+# One still alive after jest has exited is a leak: a test that did not stop what it started. If it
+# holds the output pipe it inherited, whoever reads our output (CI) waits for ever after we exit:
+# name each one, then kill it. (Processes whose parent is this script are its own pipeline helpers.)
+export CELERIAC_TEST_SH_PID=$$
+reap_leftovers() {
+  local dir pid
+  for dir in /proc/[0-9]*; do
+    pid="${dir#/proc/}"
+    [ "$pid" = "$$" ] && continue
+    grep -qs "^PPid:[[:space:]]*$$\$" "$dir/status" && continue
+    tr '\0' '\n' 2>/dev/null <"$dir/environ" | grep -qx "CELERIAC_TEST_SH_PID=$$" || continue
+    log "left running after jest (a test did not stop it), killing it: $pid $(tr '\0' ' ' 2>/dev/null <"$dir/cmdline" | cut -c1-200)"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
 run_jest() {
   local report status=0 name_filtered=0 arg
   for arg in "$@"; do
@@ -126,6 +144,7 @@ run_jest() {
   # --experimental-vm-modules: lets code under test import() ESM-only packages (h5wasm, zarrita)
   # inside jest's module sandbox; plain node and tsx need no flag.
   NODE_OPTIONS="--experimental-vm-modules ${NODE_OPTIONS:-}" npx jest --json --outputFile="$report" "$@" || status=$?
+  reap_leftovers
 
   local counts passed failed
   counts="$(count_results "$report" "$name_filtered")"
