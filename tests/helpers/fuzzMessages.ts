@@ -141,7 +141,8 @@ const compression = fc
   .map(({ kind, body, bytes }) => {
     const m = base();
     const payload = body === 'compressed' ? deflateSync(m.body) : body === 'random' ? Buffer.from(bytes) : m.body;
-    return any(`compression/${String(kind)}/${body}`, { ...m, body: payload, headers: { ...m.headers, compression: kind } });
+    // A JSON kind may be an object String() cannot convert (a key named toString): label it as JSON.
+    return any(`compression/${typeof kind === 'string' ? kind : JSON.stringify(kind)}/${body}`, { ...m, body: payload, headers: { ...m.headers, compression: kind } });
   });
 
 /** Over the decompression cap once inflated (each costs ~50 ms of inflating: kept rare). */
