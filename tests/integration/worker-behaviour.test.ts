@@ -236,6 +236,25 @@ it('a lone task runs while its unacked record travels, and its ack never overtak
   await t.stop();
 });
 
+it('bad payloads popped by BRPOP on an idle queue are dropped with an error, and the valid task behind them runs', async () => {
+  const t = await rig((app) => app.task('t.after_bad', (i: number) => i), { concurrency: 1, prefetchMultiplier: 1 });
+  await sleep(200); // the worker is idle in BRPOP: each payload below is popped alone
+  const bad = ['not json at all', '{"body": "e30=", "properties": {}}', '{"body": "e30=", "properties": {"delivery_tag": "tag-1"}, "headers": 7}'];
+  for (const payload of bad) {
+    await t.broker.lpush('celery', payload);
+    await sleep(100);
+  }
+  expect(await (await t.producer.sendTask('t.after_bad', [5])).get({ timeout: 10 })).toBe(5);
+  const dropped = t.logs.filter((l) => /^dropped a (non-message|malformed envelope) from celery/.test(l));
+  expect(dropped).toHaveLength(3);
+  expect(await t.broker.llen('celery')).toBe(0);
+  for (let i = 0; i < 40 && (await t.broker.hlen('unacked')) > 0; i++) await sleep(50);
+  // The one with a delivery_tag was recorded by the claim script and is forgotten there too.
+  expect(await t.broker.hlen('unacked')).toBe(0);
+  expect(await t.broker.zcard('unacked_index')).toBe(0);
+  await t.stop();
+});
+
 it('Reject(requeue=True) runs the task again at once; Reject(requeue=False) stores FAILURE, as Celery 5.7', async () => {
   let runs = 0;
   const t = await rig((app) => {

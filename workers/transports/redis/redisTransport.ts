@@ -297,8 +297,8 @@ export class RedisTransport implements Transport {
             // less before a lone task starts, #16). claim() writes the record's script call to
             // the connection before it returns a promise, and every ack or reject of the
             // message goes out later on the same connection, so Redis still applies them in
-            // order. A worker killed before the record lands loses the message, as it does today
-            // between BRPOP and the record (kombu has the same window).
+            // order. A worker killed before the record lands loses the message; that window
+            // between BRPOP and the record was there before, and kombu has it too.
             const recorded = this.claim(keys, credit, { index, payload: popped[1] });
             this.track(keys[index]!, popped[1]);
             this.dispatch(onDelivery);
