@@ -236,6 +236,27 @@ it('a lone task runs while its unacked record travels, and its ack never overtak
   await t.stop();
 });
 
+it('a lone task costs three script calls (record, ack, store): after BRPOP emptied the queue no claim goes out to find nothing', async () => {
+  const t = await rig((app) => app.task('t.lone', (i: number) => i), { concurrency: 1, prefetchMultiplier: 1 });
+  await sleep(200); // idle in BRPOP
+  const monitor = await t.broker.monitor();
+  const scripts: string[] = [];
+  const db = String(t.broker.options.db);
+  monitor.on('monitor', (_time: string, args: string[], _source: string, database: string) => {
+    if (database === db && /^evalsha$|^eval$/i.test(args[0] ?? '')) scripts.push(args[0]!);
+  });
+  await sleep(50);
+  const n = 30;
+  for (let i = 0; i < n; i++) expect(await (await t.producer.sendTask('t.lone', [i])).get({ timeout: 10 })).toBe(i);
+  await sleep(100);
+  monitor.disconnect();
+  // Per task: the claim that records it, its ack and its stored result. An extra claim per task
+  // (the empty one this worker used to send before going back to BRPOP) would make it 4n.
+  expect(scripts.length).toBeGreaterThanOrEqual(3 * n);
+  expect(scripts.length).toBeLessThanOrEqual(3 * n + 2);
+  await t.stop();
+});
+
 it('bad payloads popped by BRPOP on an idle queue are dropped with an error, and the valid task behind them runs', async () => {
   const t = await rig((app) => app.task('t.after_bad', (i: number) => i), { concurrency: 1, prefetchMultiplier: 1 });
   await sleep(200); // the worker is idle in BRPOP: each payload below is popped alone

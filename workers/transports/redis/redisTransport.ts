@@ -273,6 +273,10 @@ export class RedisTransport implements Transport {
   // ---- internals ----
 
   private async loop(onDelivery: DeliveryHandler): Promise<void> {
+    // The last claim saw every queue empty: wait in BRPOP next rather than spend a round trip on a
+    // claim that would find nothing (one script call less per task on an idle worker, #16).
+    // Whatever arrives meanwhile, BRPOP returns at once and the claim that records it takes the rest.
+    let queuesEmpty = false;
     while (this.consuming) {
       if (this.queues.length === 0) {
         // Every queue cancelled: BRPOP needs at least one key; wait for add_consumer.
@@ -288,8 +292,9 @@ export class RedisTransport implements Transport {
       }
       try {
         const keys = this.rotatedKeys(this.queues);
-        const claimed = await this.claim(keys, credit);
-        if (claimed === 0 && this.consuming) {
+        const claimed: { count: number; more: boolean } = queuesEmpty ? { count: 0, more: false } : await this.claim(keys, credit);
+        queuesEmpty = !claimed.more;
+        if (claimed.count === 0 && this.consuming) {
           const popped = await this.blocking!.brpop(...keys.map((k) => k.key), this.opts.pollTimeout ?? 1);
           if (popped) {
             const index = keys.findIndex((k) => k.key === popped[0]);
@@ -302,7 +307,7 @@ export class RedisTransport implements Transport {
             const recorded = this.claim(keys, credit, { index, payload: popped[1] });
             this.track(keys[index]!, popped[1]);
             this.dispatch(onDelivery);
-            await recorded;
+            queuesEmpty = !(await recorded).more;
           }
         }
         this.dispatch(onDelivery);
@@ -347,10 +352,15 @@ export class RedisTransport implements Transport {
 
   /**
    * Claims up to `limit` messages (recorded as unacked by claim.lua) and tracks them; returns how
-   * many. With `popped` (BRPOP's message, already tracked by the caller) the script records that
-   * one first and claims up to limit - 1 more; its pair in the reply is skipped here.
+   * many, and whether more are waiting in the queues. With `popped` (BRPOP's message, already
+   * tracked by the caller) the script records that one first and claims up to limit - 1 more;
+   * its pair in the reply is skipped here.
    */
-  private async claim(keys: { key: string; queue: string }[], limit: number, popped?: { index: number; payload: string }): Promise<number> {
+  private async claim(
+    keys: { key: string; queue: string }[],
+    limit: number,
+    popped?: { index: number; payload: string },
+  ): Promise<{ count: number; more: boolean }> {
     const args: (string | number)[] = [limit, (Date.now() / 1000).toFixed(6)];
     if (popped) args.push(popped.index + 3, popped.payload);
     const reply = (await CLAIM.run(this.client, [this.keys.unacked, this.keys.unackedIndex, ...keys.map((k) => k.key)], args)) as (
@@ -358,7 +368,7 @@ export class RedisTransport implements Transport {
       | string
     )[];
     let count = 0;
-    for (let i = popped ? 2 : 0; i < reply.length; i += 2) {
+    for (let i = popped ? 3 : 1; i < reply.length; i += 2) {
       const index = Number(reply[i]);
       const payload = String(reply[i + 1]);
       const key = keys[Math.abs(index) - 3];
@@ -369,7 +379,7 @@ export class RedisTransport implements Transport {
       this.track(key, payload);
       count++;
     }
-    return count;
+    return { count, more: reply[0] === 1 };
   }
 
   private track(key: { key: string; queue: string }, payload: string): void {

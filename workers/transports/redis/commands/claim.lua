@@ -5,11 +5,13 @@
 --   KEYS[1] unacked hash, KEYS[2] unacked_index zset, KEYS[3..] queue lists
 --   ARGV[1] how many at most, ARGV[2] now (unix seconds, float)
 --   ARGV[3], ARGV[4] (optional) index into KEYS and payload of a message BRPOP already popped
--- Returns a flat list of (key index, payload) pairs; a negative index marks a payload that is not a
--- kombu envelope (no delivery_tag): it is popped and reported, never tracked.
+-- Returns 1 if a message is still waiting in any of the queues (0 if they are empty), then a flat
+-- list of (key index, payload) pairs; a negative index marks a payload that is not a kombu
+-- envelope (no delivery_tag): it is popped and reported, never tracked. The flag lets an idle
+-- worker go back to BRPOP without one more claim that would find nothing.
 local limit = tonumber(ARGV[1])
 local now = ARGV[2]
-local out = {}
+local out = {0}
 
 local function field(t, k)
   local v = t[k]
@@ -52,6 +54,16 @@ for i = 3, #KEYS do
       track(i, payload)
     end
     limit = limit - #items
+  end
+end
+
+-- Queues not all emptied above only when the limit ran out first: look whether any has more.
+if limit <= 0 then
+  for i = 3, #KEYS do
+    if redis.call('LLEN', KEYS[i]) > 0 then
+      out[1] = 1
+      break
+    end
   end
 end
 
