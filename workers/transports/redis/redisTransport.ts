@@ -354,7 +354,7 @@ export class RedisTransport implements Transport {
    * Claims up to `limit` messages (recorded as unacked by claim.lua) and tracks them; returns how
    * many, and whether more are waiting in the queues. With `popped` (BRPOP's message, already
    * tracked by the caller) the script records that one first and claims up to limit - 1 more;
-   * its pair in the reply is skipped here.
+   * the reply leaves it out.
    */
   private async claim(
     keys: { key: string; queue: string }[],
@@ -368,7 +368,7 @@ export class RedisTransport implements Transport {
       | string
     )[];
     let count = 0;
-    for (let i = popped ? 3 : 1; i < reply.length; i += 2) {
+    for (let i = 1; i < reply.length; i += 2) {
       const index = Number(reply[i]);
       const payload = String(reply[i + 1]);
       const key = keys[Math.abs(index) - 3];

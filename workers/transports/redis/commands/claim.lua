@@ -4,7 +4,8 @@
 -- any worker restores them once visibility_timeout has passed.
 --   KEYS[1] unacked hash, KEYS[2] unacked_index zset, KEYS[3..] queue lists
 --   ARGV[1] how many at most, ARGV[2] now (unix seconds, float)
---   ARGV[3], ARGV[4] (optional) index into KEYS and payload of a message BRPOP already popped
+--   ARGV[3], ARGV[4] (optional) index into KEYS and payload of a message BRPOP already popped:
+--   recorded first, and left out of the reply
 -- Returns 1 if a message is still waiting in any of the queues (0 if they are empty), then a flat
 -- list of (key index, payload) pairs; a negative index marks a payload that is not a kombu
 -- envelope (no delivery_tag): it is popped and reported, never tracked. The flag lets an idle
@@ -19,13 +20,17 @@ local function field(t, k)
   return v
 end
 
-local function track(index, payload)
+-- `reply`: add the message to the reply. BRPOP's message is not: the worker already has it, and
+-- sending its ~1 KB back would only cost a copy each way.
+local function track(index, payload, reply)
   local ok, msg = pcall(cjson.decode, payload)
   local props = ok and type(msg) == 'table' and msg.properties
   local tag = type(props) == 'table' and props.delivery_tag
   if type(tag) ~= 'string' then
-    out[#out + 1] = -index
-    out[#out + 1] = payload
+    if reply then
+      out[#out + 1] = -index
+      out[#out + 1] = payload
+    end
     return
   end
   local info = props.delivery_info
@@ -37,12 +42,14 @@ local function track(index, payload)
   redis.call('HSET', KEYS[1], tag,
     '[' .. payload .. ', ' .. cjson.encode(exchange) .. ', ' .. cjson.encode(routing_key) .. ']')
   redis.call('ZADD', KEYS[2], now, tag)
-  out[#out + 1] = index
-  out[#out + 1] = payload
+  if reply then
+    out[#out + 1] = index
+    out[#out + 1] = payload
+  end
 end
 
 if ARGV[3] then
-  track(tonumber(ARGV[3]), ARGV[4])
+  track(tonumber(ARGV[3]), ARGV[4], false)
   limit = limit - 1
 end
 
@@ -51,7 +58,7 @@ for i = 3, #KEYS do
   local items = redis.call('RPOP', KEYS[i], limit)
   if items then
     for _, payload in ipairs(items) do
-      track(i, payload)
+      track(i, payload, true)
     end
     limit = limit - #items
   end
