@@ -7,8 +7,10 @@
  *     physical reference: redis-benchmark for the commands a task costs (redisref.ts);
  *   - AMQP (amqp.ts): a private RabbitMQ node, once with results ignored and once with Celery's
  *     rpc:// result backend.
- * Each worker drains N pre-enqueued `demo.noop` tasks (start-up excluded), then, still running,
- * answers sequential apply_async().get() round trips; its RSS is read idle (a worker of its own
+ * Each worker drains N pre-enqueued `demo.noop` tasks (start-up excluded). Round trips: on AMQP
+ * the worker, still running after its last drain, answers sequential apply_async().get() calls; on
+ * Redis every contender's worker runs idle at once and the Python client takes turns between them
+ * in blocks of 20 (redis.ts, roundTrips). Its RSS is read idle (a worker of its own
  * on an empty queue) and at the end of each drain. The per-contender table, then one table with
  * Celeriac against every peer and the ratios (peers.ts). With --profile, one more Celeriac drain
  * per broker under `node --cpu-prof`, summarized.
@@ -76,7 +78,7 @@ if (flags.help) {
       '  --wf-warmup N             workflows: uncounted workflows per contender before those (2)',
       '  --broker B                redis, amqp or all (all)',
       '  --n N                     tasks per drain (20000)',
-      '  --latency N               sequential round trips per worker (500; 0 = skip)',
+      '  --latency N               round trips per worker (500; 0 = skip); on Redis the Python client takes turns between the workers',
       '  --warmup N                uncounted round trips before those (20)',
       '  --celeriac-concurrency N  Celeriac -c for the main contender (100); -c 8 always runs too',
       '  --only a,b                contenders: celeriac, celeriac8, prefork, threads, celerynode; amqp also amqplib (reference)',

@@ -23,6 +23,13 @@ Enqueue to RabbitMQ vhosts:
                                                   prints {"n", "seconds", "reply_queue"}
 Latency:  python pybench.py latency N WARMUP      N sequential apply_async().get() after WARMUP
                                                   uncounted ones; prints {"ms": [...]}
+          python pybench.py latency-paired N WARMUP BLOCK BROKER,BACKEND...
+                                                  the same against several idle workers at once,
+                                                  one broker/backend pair each: WARMUP each, then
+                                                  BLOCK round trips to each in turn until each has
+                                                  N, so a slow moment of the machine falls on all
+                                                  of them alike; prints {"ms": [[...], ...]} in
+                                                  the order given
 """
 import hashlib
 import json
@@ -32,10 +39,9 @@ import time
 
 from celery import Celery
 
-app = Celery("pybench")
-app.conf.update(
-    broker_url=os.environ.get("BROKER_URL", "redis://127.0.0.1:6379/0"),
-    result_backend=os.environ.get("RESULT_BACKEND") or None,
+# Settings of every app here (worker, producer, round-trip clients; latency-paired makes one per
+# worker), beside the two URLs.
+APP_CONF = dict(
     accept_content=["json"],
     result_accept_content=["json"],
     task_serializer="json",
@@ -43,6 +49,13 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     enable_utc=True,
     task_ignore_result=os.environ.get("IGNORE_RESULT") == "1",
+)
+
+app = Celery("pybench")
+app.conf.update(
+    broker_url=os.environ.get("BROKER_URL", "redis://127.0.0.1:6379/0"),
+    result_backend=os.environ.get("RESULT_BACKEND") or None,
+    **APP_CONF,
 )
 
 
@@ -151,6 +164,26 @@ def latency(n, warmup):
     print(json.dumps({"ms": samples}), flush=True)
 
 
+def latency_paired(n, warmup, block, pairs):
+    clients = []
+    for pair in pairs:
+        broker, backend = pair.split(",")
+        client = Celery("pybench")
+        client.conf.update(broker_url=broker, result_backend=backend, **APP_CONF)
+        clients.append(client)
+    for client in clients:
+        for _ in range(warmup):
+            client.send_task("demo.noop").get(timeout=30)
+    samples = [[] for _ in clients]
+    while len(samples[-1]) < n:
+        for client, own in zip(clients, samples):
+            for _ in range(min(block, n - len(own))):
+                t0 = time.perf_counter()
+                client.send_task("demo.noop").get(timeout=30)
+                own.append((time.perf_counter() - t0) * 1000.0)
+    print(json.dumps({"ms": samples}), flush=True)
+
+
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command == "enqueue":
@@ -162,6 +195,8 @@ if __name__ == "__main__":
         enqueue_amqp(int(sys.argv[2]), sys.argv[3:])
     elif command == "latency":
         latency(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    elif command == "latency-paired":
+        latency_paired(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:])
     else:
         sys.stderr.write(__doc__)
         sys.exit(2)

@@ -64,6 +64,10 @@ const DB_IDLE_BROKER = 4;
 const DB_IDLE_RESULTS = 5;
 /** redis-benchmark's keys. */
 const DB_REFERENCE = 6;
+/** Broker/results dbs of the workers that answer round trips side by side (one pair each). */
+const LATENCY_DB_PAIRS: readonly (readonly [number, number])[] = [[7, 8], [9, 10], [11, 12], [13, 14], [4, 5]];
+/** Round trips to one worker before the Python client turns to the next. */
+const LATENCY_BLOCK = 20;
 
 export type RedisMode = 'redis' | 'ignored';
 
@@ -285,18 +289,20 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
     );
   }
 
-  function pyLatency(): LatencyResult {
-    const out = execFileSync(o.python, [join(BENCH_DIR, 'pybench.py'), 'latency', String(o.latencyN), String(o.warmup)], {
+  /** The Python client's round trips to every worker of `targets` at once, in blocks of turns. */
+  function pyLatencyPaired(targets: Target[]): LatencyResult[] {
+    const pairs = targets.map((t) => `${url(t.brokerDb)},${url(t.resultsDb)}`);
+    const out = execFileSync(o.python, [join(BENCH_DIR, 'pybench.py'), 'latency-paired', String(o.latencyN), String(o.warmup), String(LATENCY_BLOCK), ...pairs], {
       cwd: BENCH_DIR,
       env: pyEnv(main),
       encoding: 'utf8',
-      timeout: 120_000,
+      timeout: 120_000 * targets.length,
     });
-    return latencyOf((JSON.parse(out.trim().split('\n').pop()!) as { ms: number[] }).ms);
+    return (JSON.parse(out.trim().split('\n').pop()!) as { ms: number[][] }).ms.map(latencyOf);
   }
 
-  async function tsLatency(): Promise<LatencyResult> {
-    const app = new Celeriac({ brokerUrl: url(DB_BROKER), resultBackend: url(DB_RESULTS) });
+  async function tsLatency(t: Target): Promise<LatencyResult> {
+    const app = new Celeriac({ brokerUrl: url(t.brokerDb), resultBackend: url(t.resultsDb) });
     try {
       const samples: number[] = [];
       for (let i = 0; i < o.warmup + o.latencyN; i++) {
@@ -311,10 +317,57 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
     }
   }
 
-  async function ownLatency(c: Contender): Promise<Row['ownLatency']> {
-    if (c.kind === 'celeriac') return { client: 'TS client sendTask().get()', result: await tsLatency() };
-    if (c.id === CELERYNODE.id) return { client: CELERYNODE_CLIENT, result: await celerynodeLatency(url(DB_BROKER), url(DB_RESULTS), o.latencyN, o.warmup, o.celerynodeNoDelay) };
+  async function ownLatency(c: Contender, t: Target): Promise<Row['ownLatency']> {
+    if (c.kind === 'celeriac') return { client: 'TS client sendTask().get()', result: await tsLatency(t) };
+    if (c.id === CELERYNODE.id) return { client: CELERYNODE_CLIENT, result: await celerynodeLatency(url(t.brokerDb), url(t.resultsDb), o.latencyN, o.warmup, o.celerynodeNoDelay) };
     return null;
+  }
+
+  async function flushDb(db: number): Promise<void> {
+    const client = connect(db);
+    try {
+      await client.flushdb();
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  /**
+   * Round trips with every contender's worker idle at the same time, each on a broker/results db
+   * pair of its own. The Python client takes turns between them in blocks (pybench
+   * latency-paired), so a slow stretch of the shared VM, which moved one worker's p50 by ±0.4 ms
+   * between runs a few minutes apart, falls on all of them alike. Each peer's own client then
+   * runs against its worker, one after another.
+   */
+  async function roundTrips(contenders: Contender[]): Promise<Map<string, { py: LatencyResult | null; own: Row['ownLatency'] }>> {
+    if (contenders.length > LATENCY_DB_PAIRS.length) throw new Error(`round trips: at most ${LATENCY_DB_PAIRS.length} contenders at once`);
+    const targets = contenders.map((_, i): Target => ({ mode: 'redis', brokerDb: LATENCY_DB_PAIRS[i]![0], resultsDb: LATENCY_DB_PAIRS[i]![1] }));
+    const workers: Proc[] = [];
+    try {
+      for (const [i, c] of contenders.entries()) {
+        for (const db of [targets[i]!.brokerDb, targets[i]!.resultsDb]) await flushDb(db);
+        const { cmd, args, cwd, env } = c.argv(targets[i]!);
+        workers.push(start(c.label, cmd, args, { cwd, env }));
+      }
+      const deadline = performance.now() + 90_000;
+      for (const [i, c] of contenders.entries()) {
+        while (!blockedInBrpop(String(await broker.call('CLIENT', 'LIST')), targets[i]!.brokerDb)) {
+          if (workers[i]!.exited) throw new Error(`${c.label} exited before its round trips:\n${workers[i]!.output()}`);
+          if (performance.now() > deadline) throw new Error(`${c.label}: not blocked in BRPOP on db ${targets[i]!.brokerDb}`);
+          await sleep(50);
+        }
+      }
+      log(`redis: round trips, Python client, ${contenders.length} idle workers in turns of ${LATENCY_BLOCK}: ${o.latencyN} each (+${o.warmup} warm-up)...`);
+      const py = pyLatencyPaired(targets);
+      const out = new Map<string, { py: LatencyResult | null; own: Row['ownLatency'] }>();
+      for (const [i, c] of contenders.entries()) out.set(c.id, { py: py[i]!, own: await ownLatency(c, targets[i]!) });
+      return out;
+    } finally {
+      for (const w of workers) {
+        await stop(w);
+        logWorkerOutput(w);
+      }
+    }
   }
 
   const rows: Row[] = [];
@@ -324,23 +377,19 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
     const idleKiB = new Map<string, number>();
     for (const c of contenders) idleKiB.set(c.id, await idle(c, mode));
     // Rounds interleave the contenders, so a noisy moment on the machine is shared out rather
-    // than landing on one of them. Each drain starts a fresh worker; the round trips use the last.
+    // than landing on one of them. Each drain starts a fresh worker.
     const runs = new Map<string, DrainResult[]>(contenders.map((c) => [c.id, []]));
-    const latencies = new Map<string, { py: LatencyResult | null; own: Row['ownLatency'] }>();
     for (let round = 1; round <= o.repeat; round++) {
       for (const c of contenders) {
         log(`redis/${mode}: ${c.label}: draining ${N} tasks (round ${round}/${o.repeat})...`);
         const { result, proc: worker } = await drain(c, mode);
         runs.get(c.id)!.push(result);
         log(`redis/${mode}: ${c.label}: ${result.rate.toFixed(0)} tasks/s (${result.drainS.toFixed(2)} s; start-up ${result.startupS.toFixed(2)} s excluded; worker ${result.workerCpuS.toFixed(2)} s CPU, broker ${result.brokerCpuS.toFixed(2)} s, rest of the machine ${Math.max(0, result.otherCores).toFixed(2)} cores; RSS at the end ${(result.rssEndKiB / 1024).toFixed(1)} MiB)`);
-        try {
-          if (mode === 'redis' && round === o.repeat && o.latencyN > 0) latencies.set(c.id, { py: pyLatency(), own: await ownLatency(c) });
-        } finally {
-          await stop(worker);
-          logWorkerOutput(worker);
-        }
+        await stop(worker);
+        logWorkerOutput(worker);
       }
     }
+    const latencies = mode === 'redis' && o.latencyN > 0 ? await roundTrips(contenders) : new Map<string, never>();
     notes.push(`Redis commands per task during the drain, results ${mode === 'redis' ? 'in Redis' : 'ignored'} (INFO commandstats; commands run by Lua scripts count too):`);
     for (const c of contenders) {
       const all = runs.get(c.id)!;
