@@ -41,6 +41,65 @@ function childProcesses(): string[] {
   return out;
 }
 
+/**
+ * Timers never show as handles (process._getActiveHandles), and jest runs every test file in this
+ * process (maxWorkers 1): a test's forgotten timer keeps it alive. So globalSetup wraps the global
+ * setTimeout and setInterval, which each test file's globals read lazily from here, and
+ * remembers where every interval and every timeout of 1 s or more was made, until it fires or is
+ * cleared. Shorter timeouts end by themselves soon enough not to matter.
+ */
+const longTimers = new Map<unknown, string>();
+const LONG_TIMEOUT_MS = 1_000;
+
+export function recordLongTimers(): void {
+  const g = globalThis as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const wrap = (name: 'setTimeout' | 'setInterval'): void => {
+    const original = g[name]!;
+    const wrapped = function (this: unknown, callback: unknown, delay?: unknown, ...rest: unknown[]): unknown {
+      const long = name === 'setInterval' || Number(delay) >= LONG_TIMEOUT_MS;
+      if (!long || typeof callback !== 'function') return original.call(this, callback, delay, ...rest);
+      const where = (new Error().stack ?? '').split('\n').slice(2, 8).join('\n');
+      const fn = callback as (...a: unknown[]) => unknown;
+      const timer = original.call(
+        this,
+        function (this: unknown, ...a: unknown[]) {
+          if (name === 'setTimeout') longTimers.delete(timer);
+          return fn.apply(this, a);
+        },
+        delay,
+        ...rest,
+      );
+      longTimers.set(timer, `${name}(${String(delay)} ms) made${where ? `\n${where}` : ' (no stack)'}`);
+      return timer;
+    };
+    // util.promisify(setTimeout) and friends read symbol-keyed properties of the original.
+    for (const key of Reflect.ownKeys(original)) {
+      if (key !== 'length' && key !== 'name' && key !== 'prototype') Reflect.defineProperty(wrapped, key, Reflect.getOwnPropertyDescriptor(original, key)!);
+    }
+    g[name] = wrapped;
+  };
+  wrap('setTimeout');
+  wrap('setInterval');
+  for (const name of ['clearTimeout', 'clearInterval'] as const) {
+    const original = g[name]!;
+    g[name] = function (this: unknown, timer: unknown): unknown {
+      longTimers.delete(timer);
+      return original.call(this, timer);
+    };
+  }
+}
+
+/** The remembered timers still pending and still holding the process (not unref'd). */
+function heldTimers(): string[] {
+  const out: string[] = [];
+  for (const [timer, where] of longTimers) {
+    const t = timer as { hasRef?: () => boolean; _destroyed?: boolean };
+    if (t._destroyed || t.hasRef?.() === false) continue;
+    out.push(where);
+  }
+  return out;
+}
+
 export function armExitWatchdog(graceMs = 30_000): void {
   const timer = setTimeout(() => {
     const internals = process as unknown as { _getActiveHandles(): unknown[] };
@@ -49,6 +108,7 @@ export function armExitWatchdog(graceMs = 30_000): void {
       `  resources: ${process.getActiveResourcesInfo().join(', ')}`,
       ...internals._getActiveHandles().map((h) => `  handle: ${describeHandle(h)}`),
       ...childProcesses().map((c) => `  child: ${c}`),
+      ...heldTimers().map((t) => `  timer: ${t.replace(/\n/g, '\n    ')}`),
       '[exit watchdog] exiting with the run\'s own status',
     ];
     process.stderr.write(`${lines.join('\n')}\n`);

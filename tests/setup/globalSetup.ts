@@ -37,6 +37,7 @@ import { RABBITMQCTL, StartedRabbit, rabbitTlsCa, startRabbit } from './rabbitSe
 import { StartedRedis, startRedis } from './redisServer';
 import { StartedMongo, startMongo } from './mongoServer';
 import { PIDS_FILE_VAR, RUN_MARKER, RunState, cleanupRun, pidsFile, sweepStaleRuns, writeState } from './runState';
+import { recordLongTimers } from './exitWatchdog';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -66,6 +67,7 @@ function failure(result: PromiseSettledResult<unknown>): Error | undefined {
 
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
+  recordLongTimers();
   sweepStaleRuns();
 
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'celeriac-test-'));
