@@ -39,6 +39,14 @@ const UNACKED_NOT_PER_QUEUE: MissingCount = {
 /** Most messages claimed per round trip (also bounds Lua's unpack() of ack batches). */
 const MAX_BATCH = 500;
 
+/** What one claim.lua call took: how many messages it tracked, and whether more are waiting. */
+interface Claimed {
+  count: number;
+  more: boolean;
+}
+/** The claim skipped because the last one saw every queue empty. */
+const NOTHING_CLAIMED: Claimed = Object.freeze({ count: 0, more: false });
+
 export interface RedisTransportOptions extends Partial<RedisKeyOptions> {
   url: string;
   /** Celery's broker_use_ssl for rediss://. */
@@ -292,7 +300,7 @@ export class RedisTransport implements Transport {
       }
       try {
         const keys = this.rotatedKeys(this.queues);
-        const claimed: { count: number; more: boolean } = queuesEmpty ? { count: 0, more: false } : await this.claim(keys, credit);
+        const claimed: Claimed = queuesEmpty ? NOTHING_CLAIMED : await this.claim(keys, credit);
         queuesEmpty = !claimed.more;
         if (claimed.count === 0 && this.consuming) {
           const popped = await this.blocking!.brpop(...keys.map((k) => k.key), this.opts.pollTimeout ?? 1);
@@ -360,7 +368,7 @@ export class RedisTransport implements Transport {
     keys: { key: string; queue: string }[],
     limit: number,
     popped?: { index: number; payload: string },
-  ): Promise<{ count: number; more: boolean }> {
+  ): Promise<Claimed> {
     const args: (string | number)[] = [limit, (Date.now() / 1000).toFixed(6)];
     if (popped) args.push(popped.index + 3, popped.payload);
     const reply = (await CLAIM.run(this.client, [this.keys.unacked, this.keys.unackedIndex, ...keys.map((k) => k.key)], args)) as (
