@@ -152,15 +152,14 @@ def enqueue_amqp(n, urls):
     print(json.dumps({"n": n, "seconds": time.perf_counter() - started, "reply_queue": reply_queue}), flush=True)
 
 
+def round_trip_ms(client):
+    t0 = time.perf_counter()
+    client.send_task("demo.noop").get(timeout=30)
+    return (time.perf_counter() - t0) * 1000.0
+
+
 def latency(n, warmup):
-    samples = []
-    for i in range(warmup + n):
-        t0 = time.perf_counter()
-        result = app.send_task("demo.noop")
-        result.get(timeout=30)
-        elapsed = (time.perf_counter() - t0) * 1000.0
-        if i >= warmup:
-            samples.append(elapsed)
+    samples = [round_trip_ms(app) for _ in range(warmup + n)][warmup:]
     print(json.dumps({"ms": samples}), flush=True)
 
 
@@ -173,14 +172,11 @@ def latency_paired(n, warmup, block, pairs):
         clients.append(client)
     for client in clients:
         for _ in range(warmup):
-            client.send_task("demo.noop").get(timeout=30)
+            round_trip_ms(client)
     samples = [[] for _ in clients]
     while len(samples[-1]) < n:
         for client, own in zip(clients, samples):
-            for _ in range(min(block, n - len(own))):
-                t0 = time.perf_counter()
-                client.send_task("demo.noop").get(timeout=30)
-                own.append((time.perf_counter() - t0) * 1000.0)
+            own.extend(round_trip_ms(client) for _ in range(min(block, n - len(own))))
     print(json.dumps({"ms": samples}), flush=True)
 
 

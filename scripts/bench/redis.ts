@@ -65,11 +65,17 @@ const DB_IDLE_RESULTS = 5;
 /** redis-benchmark's keys. */
 const DB_REFERENCE = 6;
 /** Broker/results dbs of the workers that answer round trips side by side (one pair each). */
-const LATENCY_DB_PAIRS: readonly (readonly [number, number])[] = [[7, 8], [9, 10], [11, 12], [13, 14], [4, 5]];
+const LATENCY_DB_PAIRS: readonly (readonly [number, number])[] = [[7, 8], [9, 10], [11, 12], [13, 14], [2, 15]];
 /** Round trips to one worker before the Python client turns to the next. */
 const LATENCY_BLOCK = 20;
 
 export type RedisMode = 'redis' | 'ignored';
+
+/** One worker's round trips: from the Python client, and from its own client (peers that have one). */
+interface RoundTrips {
+  py: LatencyResult;
+  own: Row['ownLatency'];
+}
 
 export interface RedisBenchOptions {
   n: number;
@@ -339,7 +345,7 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
    * between runs a few minutes apart, falls on all of them alike. Each peer's own client then
    * runs against its worker, one after another.
    */
-  async function roundTrips(contenders: Contender[]): Promise<Map<string, { py: LatencyResult | null; own: Row['ownLatency'] }>> {
+  async function roundTrips(contenders: Contender[]): Promise<Map<string, RoundTrips>> {
     if (contenders.length > LATENCY_DB_PAIRS.length) throw new Error(`round trips: at most ${LATENCY_DB_PAIRS.length} contenders at once`);
     const targets = contenders.map((_, i): Target => ({ mode: 'redis', brokerDb: LATENCY_DB_PAIRS[i]![0], resultsDb: LATENCY_DB_PAIRS[i]![1] }));
     const workers: Proc[] = [];
@@ -359,7 +365,7 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
       }
       log(`redis: round trips, Python client, ${contenders.length} idle workers in turns of ${LATENCY_BLOCK}: ${o.latencyN} each (+${o.warmup} warm-up)...`);
       const py = pyLatencyPaired(targets);
-      const out = new Map<string, { py: LatencyResult | null; own: Row['ownLatency'] }>();
+      const out = new Map<string, RoundTrips>();
       for (const [i, c] of contenders.entries()) out.set(c.id, { py: py[i]!, own: await ownLatency(c, targets[i]!) });
       return out;
     } finally {
@@ -389,7 +395,7 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
         logWorkerOutput(worker);
       }
     }
-    const latencies = mode === 'redis' && o.latencyN > 0 ? await roundTrips(contenders) : new Map<string, never>();
+    const latencies = mode === 'redis' && o.latencyN > 0 ? await roundTrips(contenders) : new Map<string, RoundTrips>();
     notes.push(`Redis commands per task during the drain, results ${mode === 'redis' ? 'in Redis' : 'ignored'} (INFO commandstats; commands run by Lua scripts count too):`);
     for (const c of contenders) {
       const all = runs.get(c.id)!;
