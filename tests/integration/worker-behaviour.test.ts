@@ -3,8 +3,10 @@
 import { Celeriac, type AppLogger } from '../../workers/app/app';
 import { Worker, type WorkerOptions } from '../../workers/worker/worker';
 import { PythonError, Reject } from '../../workers/app/errors';
-import { testRedisUrl } from '../helpers/env';
+import { join } from 'node:path';
+import { PROJECT_ROOT, testRedisUrl } from '../helpers/env';
 import { flushDb, redisClient, type Redis } from '../helpers/redis';
+import { LuaScript } from '../../workers/redis/script';
 
 let nextDb = 50;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -212,48 +214,96 @@ it('every ack reaches Redis under load: nothing is left in unacked after a burst
   await t.stop();
 });
 
-it('a lone task runs while its unacked record travels, and its ack never overtakes the record: nothing is left in unacked', async () => {
-  // Each task arrives alone on an idle queue (BRPOP's path): it starts as BRPOP returns, its
-  // unacked record going out at the same time; the ack follows on the same connection.
-  const seen: number[] = [];
-  const t = await rig((app) => {
-    app.task('t.early_ack', (i: number) => i);
-    app.task('t.late_ack', async (i: number) => {
-      seen.push(await t.broker.hlen('unacked'));
-      return i;
-    }, { acks_late: true });
-  }, { concurrency: 1, prefetchMultiplier: 1 });
-  for (let i = 0; i < 60; i++) {
-    const name = i % 2 === 0 ? 't.early_ack' : 't.late_ack';
-    expect(await (await t.producer.sendTask(name, [i])).get({ timeout: 10 })).toBe(i);
-  }
-  // Read on another connection, the record may or may not have landed yet; never more than one.
-  expect(seen).toHaveLength(30);
-  expect(seen.every((n) => n === 0 || n === 1)).toBe(true);
-  for (let i = 0; i < 40 && (await t.broker.hlen('unacked')) > 0; i++) await sleep(50);
+/** Script calls (EVALSHA/EVAL sent by clients, with their sha or source) and BRPOPs seen on `db` while `during` runs. */
+async function watchScripts(t: Rig, during: () => Promise<void>): Promise<{ evalsha: string[]; evals: number; brpops: number; at: Map<string, number[]> }> {
+  const monitor = await t.broker.monitor();
+  const seen = { evalsha: [] as string[], evals: 0, brpops: 0, at: new Map<string, number[]>() };
+  const db = String(t.broker.options.db);
+  monitor.on('monitor', (time: string, args: string[], source: string, database: string) => {
+    if (database !== db || source === 'lua') return;
+    const command = (args[0] ?? '').toLowerCase();
+    if (command === 'evalsha') {
+      seen.evalsha.push(args[1]!);
+      seen.at.set(args[1]!, [...(seen.at.get(args[1]!) ?? []), Number(time) * 1000]);
+    } else if (command === 'eval') seen.evals++;
+    else if (command === 'brpop') seen.brpops++;
+  });
+  await sleep(50);
+  await during();
+  await sleep(100);
+  monitor.disconnect();
+  return seen;
+}
+
+const CLAIM_SHA = LuaScript.fromFile('claim', join(PROJECT_ROOT, 'workers/transports/redis/commands/claim.lua')).sha;
+
+it('a lone early-acked task costs BRPOP and its stored result: its unacked record and its ack never go to Redis', async () => {
+  const t = await rig((app) => app.task('t.lone', (i: number) => i), { concurrency: 1, prefetchMultiplier: 1 });
+  await sleep(200); // idle in BRPOP
+  const n = 30;
+  const seen = await watchScripts(t, async () => {
+    for (let i = 0; i < n; i++) expect(await (await t.producer.sendTask('t.lone', [i])).get({ timeout: 10 })).toBe(i);
+  });
+  // One EVALSHA per task, all the result store's; a record (claim.lua) or an ack (ack.lua) would
+  // add one each. waiting.lua rides behind each BRPOP as an EVAL, and tells the worker to BRPOP
+  // again rather than claim.
+  expect(seen.evalsha).toHaveLength(n);
+  expect(new Set(seen.evalsha).size).toBe(1);
+  expect(seen.evalsha).not.toContain(CLAIM_SHA);
+  expect(seen.brpops).toBeGreaterThanOrEqual(n);
+  expect(seen.brpops).toBeLessThanOrEqual(n + 2);
+  expect(seen.evals).toBe(seen.brpops);
   expect(await t.broker.hlen('unacked')).toBe(0);
-  expect(await t.broker.zcard('unacked_index')).toBe(0);
   await t.stop();
 });
 
-it('a lone task costs three script calls (record, ack, store): after BRPOP emptied the queue no claim goes out to find nothing', async () => {
-  const t = await rig((app) => app.task('t.lone', (i: number) => i), { concurrency: 1, prefetchMultiplier: 1 });
+it('a burst landing on an idle worker is claimed in batches: BRPOP takes the first message, and waiting.lua sends the worker on to claim the rest', async () => {
+  const t = await rig((app) => app.task('t.burst', (i: number) => i), { concurrency: 20, prefetchMultiplier: 4 });
   await sleep(200); // idle in BRPOP
-  const monitor = await t.broker.monitor();
-  const scripts: string[] = [];
-  const db = String(t.broker.options.db);
-  monitor.on('monitor', (_time: string, args: string[], _source: string, database: string) => {
-    if (database === db && /^evalsha$|^eval$/i.test(args[0] ?? '')) scripts.push(args[0]!);
+  const n = 400;
+  let results: unknown[] = [];
+  const seen = await watchScripts(t, async () => {
+    // Sent in one go: most are waiting in the queue by the time BRPOP's reply reaches the worker.
+    const sent = await Promise.all(Array.from({ length: n }, (_, i) => t.producer.sendTask('t.burst', [i])));
+    results = await Promise.all(sent.map((s) => s.get({ timeout: 30 })));
   });
-  await sleep(50);
-  const n = 30;
-  for (let i = 0; i < n; i++) expect(await (await t.producer.sendTask('t.lone', [i])).get({ timeout: 10 })).toBe(i);
-  await sleep(100);
-  monitor.disconnect();
-  // Per task: the claim that records it, its ack and its stored result. An extra claim per task
-  // (the empty one this worker used to send before going back to BRPOP) would make it 4n.
-  expect(scripts.length).toBeGreaterThanOrEqual(3 * n);
-  expect(scripts.length).toBeLessThanOrEqual(3 * n + 2);
+  expect(results).toEqual(Array.from({ length: n }, (_, i) => i));
+  // BRPOP's first message started at once and was acked without a record; without waiting.lua's
+  // answer the worker would go back to BRPOP, one message per round trip while slots are free.
+  expect(seen.brpops).toBeLessThan(20);
+  await t.stop();
+});
+
+it('a lone acks_late task is recorded as unacked before its body runs, even a body that never yields, and acked after its result', async () => {
+  const bodies: { start: number; end: number }[] = [];
+  const t = await rig((app) => {
+    app.task('t.late_sync', (i: number) => {
+      // Synchronous on purpose: nothing else on the worker's event loop runs until it returns, so
+      // a record sent after the handler returned would reach Redis only after the body ended.
+      const start = Date.now();
+      while (Date.now() - start < 100) {
+        // busy
+      }
+      bodies.push({ start, end: Date.now() });
+      return i;
+    }, { acks_late: true });
+  }, { concurrency: 1, prefetchMultiplier: 1 });
+  await sleep(200); // idle in BRPOP
+  const n = 5;
+  const seen = await watchScripts(t, async () => {
+    for (let i = 0; i < n; i++) expect(await (await t.producer.sendTask('t.late_sync', [i])).get({ timeout: 10 })).toBe(i);
+  });
+  const recordedAt = seen.at.get(CLAIM_SHA) ?? [];
+  expect(recordedAt).toHaveLength(n);
+  expect(bodies).toHaveLength(n);
+  // Redis ran each record while its body was still busy (monitor times are Redis's clock, the
+  // same machine's as Date.now()).
+  for (let i = 0; i < n; i++) expect(recordedAt[i]!).toBeLessThan(bodies[i]!.end - 50);
+  // Per task: the record, the result, the ack.
+  expect(seen.evalsha).toHaveLength(3 * n);
+  for (let i = 0; i < 40 && (await t.broker.hlen('unacked')) > 0; i++) await sleep(50);
+  expect(await t.broker.hlen('unacked')).toBe(0);
+  expect(await t.broker.zcard('unacked_index')).toBe(0);
   await t.stop();
 });
 

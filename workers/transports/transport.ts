@@ -145,6 +145,14 @@ export interface Transport {
    * already put the message back (AMQP): a worker must then not start it. Absent = always live.
    */
   isLive?(delivery: Delivery): boolean;
+  /**
+   * The worker is about to run this delivery's task before acking it (acks_late). A transport that
+   * holds back its record of a delivered message until it knows whether the message is acked as
+   * its task starts (Redis: BRPOP's message) must make that record now, so that the message
+   * outlives this process dying during the task. Absent where the broker keeps every delivery
+   * unacked by itself (AMQP).
+   */
+  beforeRunUnacked?(delivery: Delivery): void;
   /** Close connections. Unacked deliveries are returned to their queues (restore_unacked). */
   close(): Promise<void>;
 }

@@ -303,6 +303,8 @@ export class Worker extends EventEmitter {
       if (!options.acks_late) {
         job.acked = true;
         void this.outcomes.settle(job.delivery, 'ack');
+      } else {
+        this.transport.beforeRunUnacked?.(job.delivery);
       }
       if (options.track_started) {
         await this.outcomes.storeState(request, 'STARTED', { pid: process.pid, hostname: this.options.hostname }, null, job.delivery);

@@ -20,6 +20,7 @@ const COMMANDS = join(__dirname, 'commands');
 const CLAIM = LuaScript.fromFile('claim', join(COMMANDS, 'claim.lua'));
 const RESTORE = LuaScript.fromFile('restore', join(COMMANDS, 'restore.lua'));
 const ACK = LuaScript.fromFile('ack', join(COMMANDS, 'ack.lua'));
+const WAITING = LuaScript.fromFile('waiting', join(COMMANDS, 'waiting.lua'));
 
 /** How long each shutdown step may wait for Redis before giving up (ms). */
 const SHUTDOWN_STEP_MS = 3000;
@@ -46,6 +47,25 @@ interface Claimed {
 }
 /** The claim skipped because the last one saw every queue empty. */
 const NOTHING_CLAIMED: Claimed = Object.freeze({ count: 0, more: false });
+
+/** BRPOP's message, and whether any queue still held one right after it was popped. */
+interface Popped {
+  index: number;
+  payload: string;
+  more: boolean;
+}
+
+/**
+ * BRPOP's message while the worker's handler takes it, before its unacked record is sent: `send`
+ * writes that record (with a claim of more messages behind it), `sent` once it did, `acked` when
+ * the handler acked the message first and the record was never needed.
+ */
+interface Unrecorded {
+  tag: string;
+  send: () => Promise<Claimed>;
+  sent: Promise<Claimed> | null;
+  acked: boolean;
+}
 
 export interface RedisTransportOptions extends Partial<RedisKeyOptions> {
   url: string;
@@ -89,6 +109,7 @@ export class RedisTransport implements Transport {
   private pendingAcks: string[] = [];
   private acksInFlight = 0;
   private ackFlush: Promise<void> | null = null;
+  private unrecorded: Unrecorded | null = null;
   private timers: NodeJS.Timeout[] = [];
   private queueOffset = 0;
   private readonly visibilityTimeout: number;
@@ -165,6 +186,7 @@ export class RedisTransport implements Transport {
 
   ack(delivery: Delivery): Promise<void> {
     if (!this.held.delete(delivery.deliveryTag)) return Promise.resolve();
+    if (this.ackedBeforeRecord(delivery.deliveryTag)) return Promise.resolve();
     this.pendingAcks.push(delivery.deliveryTag);
     // Acks made in the same tick go to Redis as one script call, and share its promise (not
     // wrapped in one more per ack: #16).
@@ -172,11 +194,18 @@ export class RedisTransport implements Transport {
     return this.ackFlush;
   }
 
+  /** Write BRPOP's deferred unacked record now: the worker runs the task before acking it. */
+  beforeRunUnacked(delivery: Delivery): void {
+    this.recordNow(delivery.deliveryTag);
+  }
+
   async reject(delivery: Delivery, requeue: boolean): Promise<void> {
     const held = this.held.get(delivery.deliveryTag);
     if (!held) return;
     this.held.delete(delivery.deliveryTag);
     this.wakeForCredit();
+    if (!requeue && this.ackedBeforeRecord(delivery.deliveryTag)) return;
+    this.recordNow(delivery.deliveryTag); // restore.lua puts back only what is recorded
     if (!requeue) {
       await ACK.run(this.client, [this.keys.unacked, this.keys.unackedIndex], [delivery.deliveryTag]);
       return;
@@ -303,20 +332,8 @@ export class RedisTransport implements Transport {
         const claimed: Claimed = queuesEmpty ? NOTHING_CLAIMED : await this.claim(keys, credit);
         queuesEmpty = !claimed.more;
         if (claimed.count === 0 && this.consuming) {
-          const popped = await this.blocking!.brpop(...keys.map((k) => k.key), this.opts.pollTimeout ?? 1);
-          if (popped) {
-            const index = keys.findIndex((k) => k.key === popped[0]);
-            // The popped message runs at once while its unacked record travels (one round trip
-            // less before a lone task starts, #16). claim() writes the record's script call to
-            // the connection before it returns a promise, and every ack or reject of the
-            // message goes out later on the same connection, so Redis still applies them in
-            // order. A worker killed before the record lands loses the message; that window
-            // between BRPOP and the record was there before, and kombu has it too.
-            const recorded = this.claim(keys, credit, { index, payload: popped[1] });
-            this.track(keys[index]!, popped[1]);
-            this.dispatch(onDelivery);
-            queuesEmpty = !(await recorded).more;
-          }
+          const popped = await this.pop(keys);
+          if (popped) queuesEmpty = !(await this.deliverPopped(keys, credit, popped, onDelivery)).more;
         }
         this.dispatch(onDelivery);
       } catch (err) {
@@ -324,6 +341,72 @@ export class RedisTransport implements Transport {
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
+  }
+
+  /**
+   * BRPOP, with waiting.lua sent right behind it on the same connection: Redis runs it as soon as
+   * BRPOP returns, and both replies come back together. Two plain commands, not an ioredis
+   * pipeline: a pipeline cost about 0.1 ms of CPU per lone task more (#16).
+   */
+  private async pop(keys: { key: string; queue: string }[]): Promise<Popped | null> {
+    const listKeys = keys.map((k) => k.key);
+    const blocking = this.blocking!;
+    const popping = blocking.brpop(...listKeys, this.opts.pollTimeout ?? 1);
+    // EVAL, not EVALSHA: a NOSCRIPT would come back only after BRPOP, too late to send it again in
+    // time; Redis caches the script by its hash anyway. Not knowing means claim next: at worst one
+    // claim that finds nothing.
+    const waiting = blocking.eval(WAITING.source, listKeys.length, ...listKeys).then(
+      (reply) => reply !== 0,
+      () => true,
+    );
+    const popped = await popping;
+    const more = await waiting;
+    if (!popped) return null; // timed out
+    return { index: keys.findIndex((k) => k.key === popped[0]), payload: popped[1], more };
+  }
+
+  /**
+   * BRPOP's message runs at once, and its unacked record is sent once the handler returns, before
+   * any later task starts. A task acked as it started (early ack, the default) needs no record: its
+   * ack ends the message, so neither the record nor the ack goes to Redis, and a lone task costs
+   * BRPOP and its result (#16). A task run before it is acked (acks_late) gets its record first
+   * (beforeRunUnacked), so a worker dying in the task leaves it for visibility_timeout. Either
+   * way the record goes out before any ack or reject of the message, on the same connection, so
+   * Redis applies them in order. A worker killed between BRPOP and the record loses the message;
+   * kombu has that window too.
+   */
+  private deliverPopped(keys: { key: string; queue: string }[], credit: number, popped: Popped, onDelivery: DeliveryHandler): Claimed | Promise<Claimed> {
+    const tag = this.track(keys[popped.index]!, popped.payload, false);
+    const notRecorded: Claimed = { count: 0, more: popped.more };
+    if (tag === null) return notRecorded; // malformed: dropped with an error, never recorded
+    const unrecorded: Unrecorded = {
+      tag,
+      send: () => this.claim(keys, credit, { index: popped.index, payload: popped.payload }),
+      sent: null,
+      acked: false,
+    };
+    this.unrecorded = unrecorded;
+    try {
+      this.dispatch(onDelivery);
+    } finally {
+      this.recordNow(tag);
+      this.unrecorded = null;
+    }
+    return unrecorded.sent ?? notRecorded;
+  }
+
+  /** Send BRPOP's deferred record of `tag` now, unless it went already or the message was acked. */
+  private recordNow(tag: string): void {
+    const u = this.unrecorded;
+    if (u?.tag === tag && !u.acked) u.sent ??= u.send();
+  }
+
+  /** True (and nothing to send) when `tag` is BRPOP's message acked before its record went out. */
+  private ackedBeforeRecord(tag: string): boolean {
+    const u = this.unrecorded;
+    if (u?.tag !== tag || u.sent) return false;
+    u.acked = true;
+    return true;
   }
 
   private undelivered: Held[] = [];
@@ -344,6 +427,7 @@ export class RedisTransport implements Transport {
    */
   private putBack(h: Held): void {
     this.held.delete(h.delivery.deliveryTag);
+    this.recordNow(h.delivery.deliveryTag); // restore.lua puts back only what is recorded
     this.restore(h.envelope, [h.key], 'RPUSH').then(
       () => this.wakeForCredit(),
       (e: Error) => this.warn(`could not put back a message of cancelled queue ${h.key}: ${e.message}`),
@@ -361,8 +445,8 @@ export class RedisTransport implements Transport {
   /**
    * Claims up to `limit` messages (recorded as unacked by claim.lua) and tracks them; returns how
    * many, and whether more are waiting in the queues. With `popped` (BRPOP's message, already
-   * tracked by the caller) the script records that one first and claims up to limit - 1 more;
-   * the reply leaves it out.
+   * tracked and delivered by deliverPopped) the script records that one first and claims up to
+   * limit - 1 more; the reply leaves it out.
    */
   private async claim(
     keys: { key: string; queue: string }[],
@@ -390,20 +474,24 @@ export class RedisTransport implements Transport {
     return { count, more: reply[0] === 1 };
   }
 
-  private track(key: { key: string; queue: string }, payload: string): void {
+  /**
+   * Holds the message for delivery and returns its delivery tag; null when it was dropped.
+   * `recorded`: claim.lua has recorded it as unacked (BRPOP's message is not, yet).
+   */
+  private track(key: { key: string; queue: string }, payload: string, recorded = true): string | null {
     let envelope: VirtualEnvelope;
     try {
       envelope = decodeEnvelope(payload);
     } catch (err) {
       // claim.lua recorded it as unacked; forget it there too or it would be restored forever.
       this.error(`dropped a malformed envelope from ${key.queue}: ${(err as Error).message}`);
-      const tag = deliveryTagOf(payload);
+      const tag = recorded ? deliveryTagOf(payload) : null;
       if (tag !== null) {
         this.pendingAcks.push(tag);
         this.ackFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushAcks());
         this.ackFlush.catch((e: Error) => this.warn(`could not forget a malformed envelope: ${e.message}`));
       }
-      return;
+      return null;
     }
     const info = envelope.properties.delivery_info;
     const message: BrokerMessage = envelopeToMessage(envelope);
@@ -418,6 +506,7 @@ export class RedisTransport implements Transport {
     const held = { delivery, envelope, key: key.queue };
     this.held.set(delivery.deliveryTag, held);
     this.undelivered.push(held);
+    return delivery.deliveryTag;
   }
 
   private async flushAcks(): Promise<void> {
