@@ -75,6 +75,12 @@ describe('result meta', () => {
     expect(meta.date_done).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$/);
     expect(buildMeta('id', 'STARTED', {}).date_done).toBeNull();
     expect(pyIsoNow(new Date('2030-01-01T00:00:00.123Z'))).toBe('2030-01-01T00:00:00.123000+00:00');
+    // The per-second prefix cache gives what toISOString() gives, at every millisecond and across seconds.
+    for (const ms of [0, 7, 99, 999, 1000, 1001, Date.parse('2026-12-31T23:59:59.999Z'), Date.parse('2027-01-01T00:00:00.000Z'), -1, -1001]) {
+      expect(pyIsoNow(new Date(ms))).toBe(`${new Date(ms).toISOString().slice(0, 23)}000+00:00`);
+    }
+    const now = Date.now();
+    for (let ms = now; ms < now + 2500; ms += 13) expect(pyIsoNow(new Date(ms))).toBe(`${new Date(ms).toISOString().slice(0, 23)}000+00:00`);
   });
   it('serializes errors as Celery exceptions', () => {
     expect(serializeException(new TypeError('bad'))).toEqual({ exc_type: 'TypeError', exc_message: ['bad'], exc_module: 'builtins' });

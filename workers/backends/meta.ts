@@ -50,10 +50,21 @@ export function pyIsoNow(date?: Date): string {
 
 let lastIsoMs = Number.NaN;
 let lastIso = '';
+let prefixSecond = Number.NaN;
+let secondPrefix = '';
 
 function pyIso(ms: number): string {
-  // toISOString() is always 'YYYY-MM-DDTHH:MM:SS.mmmZ' for years 0-9999.
-  return `${new Date(ms).toISOString().slice(0, 23)}000+00:00`;
+  // 'YYYY-MM-DDTHH:MM:SS.' is made with a Date once per second; only the milliseconds change
+  // within it. A task that arrives alone formats date_done with cold code: the Date and
+  // toISOString() path took 10-13 µs per call then, the cached prefix 3-4.5 (#16).
+  const second = Math.floor(ms / 1000);
+  if (second !== prefixSecond) {
+    prefixSecond = second;
+    // toISOString() is always 'YYYY-MM-DDTHH:MM:SS.mmmZ' for years 0-9999.
+    secondPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+  }
+  const milli = ms - second * 1000;
+  return `${secondPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}000+00:00`;
 }
 
 export interface MetaRequest {
