@@ -50,7 +50,7 @@ export interface StoreContext {
   /**
    * The task's message is acked already (early ack, the default): nothing waits on this write but
    * the task's slot. A backend whose writes the server confirms later (rpc://) may then resolve
-   * once the write is sent, and see it through in the background.
+   * at once, and see the write through in the background.
    */
   messageAcked?: boolean;
 }
