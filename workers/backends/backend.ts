@@ -47,12 +47,6 @@ export interface StoreContext {
   queue?: string;
   replyTo?: string;
   correlationId?: string;
-  /**
-   * The task's message is acked already (early ack, the default): nothing waits on this write but
-   * the task's slot. A backend whose writes the server confirms later (rpc://) may then resolve
-   * at once, and see the write through in the background.
-   */
-  messageAcked?: boolean;
 }
 
 export interface ResultBackend {

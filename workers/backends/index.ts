@@ -45,7 +45,7 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
       if (!opts.brokerUrl || !/^(amqps?|pyamqp):/i.test(opts.brokerUrl)) {
         throw new Error('rpc:// results need an AMQP broker (amqp://): they travel as broker messages');
       }
-      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl, failoverStrategy: opts.brokerFailoverStrategy, logger: opts.logger });
+      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl, failoverStrategy: opts.brokerFailoverStrategy });
     case 'mongodb':
     case 'mongodb+srv':
       return new MongoBackend({ url, settings: opts.mongodbSettings, expires: opts.expires, logger: opts.logger });

@@ -4,7 +4,7 @@
  * states on its own reply queue, the worker only publishes.
  */
 import { randomUUID } from 'node:crypto';
-import type { Channel, ChannelModel, ConfirmChannel, Options } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 import { READY_STATES, type ResultBackend, type ResultMeta, type StoreContext } from './backend';
 import { ResultWaiters } from './waiters';
 import { parseJson, stringifyJson } from '../protocol/serializers';
@@ -22,15 +22,9 @@ export interface RpcBackendOptions {
   persistent?: boolean;
   /** Celery's broker_use_ssl (rpc results share the broker's connection settings). */
   ssl?: Record<string, unknown> | null;
-  /** Where a result given up on in the background is reported. */
-  logger?: { warn(msg: string): void };
-  /** Most results of acked tasks sent and not yet confirmed before store() waits (default 1000). */
-  maxUnconfirmed?: number;
 }
 
 const MAX_BACKOFF_MS = 30_000;
-/** How long close() waits for results still being confirmed. */
-const CLOSE_WAIT_MS = 3000;
 
 export class RpcBackend implements ResultBackend {
   readonly kind = 'rpc';
@@ -42,9 +36,6 @@ export class RpcBackend implements ResultBackend {
   private replyQueueName: string | null = null;
   private readonly latest = new Map<string, ResultMeta>();
   private readonly waiters = new ResultWaiters();
-  /** Results of acked tasks on their way, each until the broker confirmed it (or it was given up). */
-  private readonly unconfirmed = new Set<Promise<void>>();
-  private readonly roomWaiters: (() => void)[] = [];
 
   private readonly ring: BrokerRing;
 
@@ -130,35 +121,15 @@ export class RpcBackend implements ResultBackend {
       correlationId: context.correlationId ?? meta.task_id,
       deliveryMode: this.opts.persistent ? 2 : 1,
     };
-    if (!context.messageAcked) return this.publishConfirmed(context.replyTo, body, options);
-    // The task's message is acked already, so nothing but its slot waits on the broker's confirm:
-    // holding the slot for it cost a fifth of the rpc:// drain rate (#16). The confirm is still
-    // awaited, and a publish caught by a closing connection sent again, in the background; at
-    // most maxUnconfirmed results at once, after which store() waits as before.
-    while (this.unconfirmed.size >= (this.opts.maxUnconfirmed ?? 1000)) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
-    const replyTo = context.replyTo;
-    const sending: Promise<void> = this.publishConfirmed(replyTo, body, options)
-      .catch((err: Error) => this.opts.logger?.warn(`rpc:// result of task ${meta.task_id} for ${replyTo} not sent: ${err.message}`))
-      .finally(() => {
-        this.unconfirmed.delete(sending);
-        this.roomWaiters.shift()?.();
-      });
-    this.unconfirmed.add(sending);
-  }
-
-  /**
-   * Publish on the confirm channel and resolve on the broker's confirm. During a broker outage
-   * the result waits for the reconnect instead of failing the task; a publish caught by the
-   * connection closing is sent again on the next one.
-   */
-  private async publishConfirmed(replyTo: string, body: Buffer, options: Options.Publish): Promise<void> {
+    // During a broker outage results wait for the reconnect instead of failing the task; a publish
+    // caught by the connection closing is sent again on the next one.
     for (let attempt = 1; ; attempt++) {
       await this.ready;
       const ch = this.publishChannel;
       try {
         if (!ch) throw new Error('rpc backend is not connected');
         await new Promise<void>((resolve, reject) => {
-          ch.publish('', replyTo, body, options, (err) =>
+          ch.publish('', context.replyTo!, body, options, (err) =>
             err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
           );
         });
@@ -187,12 +158,6 @@ export class RpcBackend implements ResultBackend {
   }
 
   async close(): Promise<void> {
-    // Results still being confirmed go first; with the broker gone they are given up after a while.
-    if (this.unconfirmed.size) {
-      let timer: NodeJS.Timeout | undefined;
-      const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)));
-      await Promise.race([Promise.all(this.unconfirmed), gaveUp]).finally(() => clearTimeout(timer));
-    }
     this.closing = true;
     await this.replyChannel?.close().catch(() => undefined);
     await this.model?.close().catch(() => undefined);

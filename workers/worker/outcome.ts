@@ -87,7 +87,7 @@ export class Outcomes {
         return;
       }
     }
-    if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery, { children, messageAcked: job.acked });
+    if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery, children);
     // Checked here too: a plain task (nearly all) pays no closure and no await for it (#16).
     if (WorkerCanvas.involved(request)) await this.afterStored(request, (c) => c.succeeded(request, value ?? null));
     if (job.options.on_success) await this.hook(job, 'on_success', value ?? null);
@@ -113,7 +113,7 @@ export class Outcomes {
       if (!error.requeue) {
         // Celery 5.7 (issue #4222): a message rejected for good is a FAILURE, not PENDING forever.
         const exc = serializeException(error);
-        if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, formatTraceback(error), job.delivery, { messageAcked: job.acked });
+        if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, formatTraceback(error), job.delivery);
         this.deps.emit('task-failed', { request, exception: `Reject(${pyRepr(error.message)})`, runtime });
       }
       if (!job.acked) await (error.requeue ? this.requeue(job) : this.settle(job.delivery, 'reject'));
@@ -144,7 +144,7 @@ export class Outcomes {
     const traceback = formatTraceback(failure);
     this.log.error(`Task ${request.task}[${request.id}] raised unexpected: ${exc.exc_type}(${exc.exc_message.map((m) => pyRepr(m)).join(', ')})`);
     // Celery's store_errors_even_if_ignored defaults to False: ignore_result skips failures too.
-    if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery, { messageAcked: job.acked });
+    if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery);
     await this.afterStored(request, (c) => c.failed(request, failure, traceback));
     if (job.options.on_failure) await this.hook(job, 'on_failure', failure);
     this.deps.emit('task-failed', { request, exception: `${exc.exc_type}(${pyRepr(exc.exc_message[0] ?? '')})`, traceback, runtime });
@@ -195,15 +195,7 @@ export class Outcomes {
     if (!job.acked) await this.settle(delivery, 'ack');
   }
 
-  /** `messageAcked`: the task's message is acked already (see StoreContext.messageAcked). */
-  async storeState(
-    request: TaskRequest,
-    state: TaskState,
-    result: unknown,
-    traceback: string | null,
-    delivery: Delivery,
-    { children, messageAcked }: { children?: unknown[]; messageAcked?: boolean } = {},
-  ): Promise<void> {
+  async storeState(request: TaskRequest, state: TaskState, result: unknown, traceback: string | null, delivery: Delivery, children?: unknown[]): Promise<void> {
     const backend = this.deps.backend();
     if (!backend) return;
     const meta = buildMeta(request.id, state, result, {
@@ -222,7 +214,7 @@ export class Outcomes {
       },
     });
     try {
-      await backend.store(meta, { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id, messageAcked });
+      await backend.store(meta, { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id });
     } catch (err) {
       if (!(err instanceof TypeError || (err as Error).name === 'TypeError')) throw err;
       // The result could not be encoded (BigInt, cycles): store that as the failure instead.
