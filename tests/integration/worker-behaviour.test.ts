@@ -6,6 +6,8 @@ import { PythonError, Reject } from '../../workers/app/errors';
 import { join } from 'node:path';
 import { PROJECT_ROOT, testRedisUrl } from '../helpers/env';
 import { flushDb, redisClient, type Redis } from '../helpers/redis';
+import { startPrivateRedis } from '../helpers/privateRedis';
+import IORedis from 'ioredis';
 import { LuaScript } from '../../workers/redis/script';
 
 let nextDb = 50;
@@ -214,19 +216,25 @@ it('every ack reaches Redis under load: nothing is left in unacked after a burst
   await t.stop();
 });
 
-/** Script calls (EVALSHA/EVAL sent by clients, with their sha or source) and BRPOPs seen on `db` while `during` runs. */
-async function watchScripts(t: Rig, during: () => Promise<void>): Promise<{ evalsha: string[]; evals: number; brpops: number; at: Map<string, number[]> }> {
+/**
+ * While `during` runs, on the rig's db: the Redis times (ms) of each client EVALSHA, by script sha
+ * (waiting.lua's, which rides behind each BRPOP, left out), and how many BRPOPs went out.
+ */
+async function watchScripts(t: Rig, during: () => Promise<void>): Promise<{ scripts: Map<string, number[]>; calls: number; brpops: number; waitings: number }> {
   const monitor = await t.broker.monitor();
-  const seen = { evalsha: [] as string[], evals: 0, brpops: 0, at: new Map<string, number[]>() };
+  const seen = { scripts: new Map<string, number[]>(), calls: 0, brpops: 0, waitings: 0 };
   const db = String(t.broker.options.db);
   monitor.on('monitor', (time: string, args: string[], source: string, database: string) => {
     if (database !== db || source === 'lua') return;
     const command = (args[0] ?? '').toLowerCase();
-    if (command === 'evalsha') {
-      seen.evalsha.push(args[1]!);
-      seen.at.set(args[1]!, [...(seen.at.get(args[1]!) ?? []), Number(time) * 1000]);
-    } else if (command === 'eval') seen.evals++;
-    else if (command === 'brpop') seen.brpops++;
+    if (command === 'brpop') seen.brpops++;
+    else if (command === 'evalsha' && args[1] === WAITING_SHA) seen.waitings++;
+    else if (command === 'evalsha' || command === 'eval') {
+      const times = seen.scripts.get(args[1]!) ?? [];
+      times.push(Number(time) * 1000);
+      seen.scripts.set(args[1]!, times);
+      seen.calls++;
+    }
   });
   await sleep(50);
   await during();
@@ -235,7 +243,9 @@ async function watchScripts(t: Rig, during: () => Promise<void>): Promise<{ eval
   return seen;
 }
 
-const CLAIM_SHA = LuaScript.fromFile('claim', join(PROJECT_ROOT, 'workers/transports/redis/commands/claim.lua')).sha;
+const scriptSha = (name: string): string => LuaScript.fromFile(name, join(PROJECT_ROOT, `workers/transports/redis/commands/${name}.lua`)).sha;
+const CLAIM_SHA = scriptSha('claim');
+const WAITING_SHA = scriptSha('waiting');
 
 it('a lone early-acked task costs BRPOP and its stored result: its unacked record and its ack never go to Redis', async () => {
   const t = await rig((app) => app.task('t.lone', (i: number) => i), { concurrency: 1, prefetchMultiplier: 1 });
@@ -244,15 +254,15 @@ it('a lone early-acked task costs BRPOP and its stored result: its unacked recor
   const seen = await watchScripts(t, async () => {
     for (let i = 0; i < n; i++) expect(await (await t.producer.sendTask('t.lone', [i])).get({ timeout: 10 })).toBe(i);
   });
-  // One EVALSHA per task, all the result store's; a record (claim.lua) or an ack (ack.lua) would
-  // add one each. waiting.lua rides behind each BRPOP as an EVAL, and tells the worker to BRPOP
-  // again rather than claim.
-  expect(seen.evalsha).toHaveLength(n);
-  expect(new Set(seen.evalsha).size).toBe(1);
-  expect(seen.evalsha).not.toContain(CLAIM_SHA);
+  // One script call per task, all the result store's; a record (claim.lua) or an ack (ack.lua)
+  // would add one each. waiting.lua rides behind each BRPOP, and tells the worker to BRPOP again
+  // rather than claim.
+  expect(seen.calls).toBe(n);
+  expect(seen.scripts.size).toBe(1);
+  expect(seen.scripts.has(CLAIM_SHA)).toBe(false);
   expect(seen.brpops).toBeGreaterThanOrEqual(n);
   expect(seen.brpops).toBeLessThanOrEqual(n + 2);
-  expect(seen.evals).toBe(seen.brpops);
+  expect(seen.waitings).toBe(seen.brpops);
   expect(await t.broker.hlen('unacked')).toBe(0);
   await t.stop();
 });
@@ -293,14 +303,14 @@ it('a lone acks_late task is recorded as unacked before its body runs, even a bo
   const seen = await watchScripts(t, async () => {
     for (let i = 0; i < n; i++) expect(await (await t.producer.sendTask('t.late_sync', [i])).get({ timeout: 10 })).toBe(i);
   });
-  const recordedAt = seen.at.get(CLAIM_SHA) ?? [];
+  const recordedAt = seen.scripts.get(CLAIM_SHA) ?? [];
   expect(recordedAt).toHaveLength(n);
   expect(bodies).toHaveLength(n);
   // Redis ran each record while its body was still busy (monitor times are Redis's clock, the
   // same machine's as Date.now()).
   for (let i = 0; i < n; i++) expect(recordedAt[i]!).toBeLessThan(bodies[i]!.end - 50);
   // Per task: the record, the result, the ack.
-  expect(seen.evalsha).toHaveLength(3 * n);
+  expect(seen.calls).toBe(3 * n);
   for (let i = 0; i < 40 && (await t.broker.hlen('unacked')) > 0; i++) await sleep(50);
   expect(await t.broker.hlen('unacked')).toBe(0);
   expect(await t.broker.zcard('unacked_index')).toBe(0);
@@ -348,4 +358,30 @@ it('Reject(requeue=True) runs the task again at once; Reject(requeue=False) stor
   expect(await t.broker.llen('celery')).toBe(0);
   expect(await t.broker.hlen('unacked')).toBe(0);
   await t.stop();
+});
+
+it('after SCRIPT FLUSH (as after a Redis restart) a lone task still runs, and waiting.lua is loaded again', async () => {
+  // A server of its own: SCRIPT FLUSH empties the cache of the whole server, and every other
+  // client's next script call would go out twice (EVALSHA, then EVAL), upsetting counts elsewhere.
+  const server = await startPrivateRedis('worker-behaviour-noscript');
+  const urls = { brokerUrl: server.url(0), resultBackend: server.url(0) };
+  const app = new Celeriac({ ...urls, logger: { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } });
+  app.task('t.flushed', (i: number) => i);
+  const worker = new Worker(app, { hostname: 'test@host', queues: ['celery'], concurrency: 1, prefetchMultiplier: 1, accept: ['json'] });
+  const producer = new Celeriac(urls);
+  const admin = new IORedis(server.url(0));
+  try {
+    await worker.start();
+    await sleep(200); // idle in BRPOP, waiting.lua queued behind it
+    await admin.script('FLUSH');
+    for (let i = 0; i < 3; i++) expect(await (await producer.sendTask('t.flushed', [i])).get({ timeout: 10 })).toBe(i);
+    const [loaded] = (await admin.script('EXISTS', WAITING_SHA)) as number[];
+    expect(loaded).toBe(1);
+  } finally {
+    await worker.shutdown('warm');
+    await worker.close();
+    await producer.close();
+    admin.disconnect();
+    await server.stop();
+  }
 });

@@ -27,6 +27,11 @@ export class LuaScript {
     }
   }
 
+  /** Put the script in Redis's cache (SCRIPT LOAD), for callers that cannot retry on NOSCRIPT. */
+  async load(client: Redis): Promise<void> {
+    await client.script('LOAD', this.source);
+  }
+
   /** As run, with bulk replies as Buffers (binary values such as zlib'd data survive). */
   async runBuffer(client: Redis, keys: readonly string[], args: readonly (string | number | Buffer)[]): Promise<RedisReply> {
     try {

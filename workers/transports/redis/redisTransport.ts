@@ -352,12 +352,15 @@ export class RedisTransport implements Transport {
     const listKeys = keys.map((k) => k.key);
     const blocking = this.blocking!;
     const popping = blocking.brpop(...listKeys, this.opts.pollTimeout ?? 1);
-    // EVAL, not EVALSHA: a NOSCRIPT would come back only after BRPOP, too late to send it again in
-    // time; Redis caches the script by its hash anyway. Not knowing means claim next: at worst one
-    // claim that finds nothing.
-    const waiting = blocking.eval(WAITING.source, listKeys.length, ...listKeys).then(
+    // EVALSHA, not LuaScript.run: a NOSCRIPT (after a Redis restart) comes back only with BRPOP's
+    // reply, too late to resend the script behind it. Not knowing means claim next, at worst one
+    // claim that finds nothing; the script is loaded again for the next BRPOP.
+    const waiting = blocking.evalsha(WAITING.sha, listKeys.length, ...listKeys).then(
       (reply) => reply !== 0,
-      () => true,
+      (err: Error) => {
+        if (err.message.includes('NOSCRIPT')) WAITING.load(this.client).catch((e: Error) => this.warn(`could not load waiting.lua: ${e.message}`));
+        return true;
+      },
     );
     const popped = await popping;
     const more = await waiting;
