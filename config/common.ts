@@ -26,6 +26,8 @@ const common: Config = {
       unacked_restore_interval: 10,
       // kombu's default: a restorer killed mid-sweep blocks other restorers this long at most.
       unacked_mutex_expire: 300,
+      // kombu's default: results of tasks acked already go out without a publisher confirm.
+      confirm_publish: false,
       // sentinel:// brokers (kombu's names): the monitored master's name, the Sentinels' own auth.
       master_name: '',
       sentinel_kwargs: null,

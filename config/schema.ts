@@ -43,6 +43,7 @@ export const schema: convict.Schema<Config> = {
       store_processed: key(FORMAT.boolean, 'Filesystem transport: keep processed messages'),
       unacked_restore_interval: key(FORMAT.seconds, 'Seconds between restores of timed-out unacked messages', { env: 'CELERIAC_UNACKED_RESTORE_INTERVAL' }),
       unacked_mutex_expire: key(FORMAT.seconds, 'Seconds the restore mutex (unacked_mutex) lives if its holder dies mid-sweep', { env: 'CELERIAC_UNACKED_MUTEX_EXPIRE' }),
+      confirm_publish: key(FORMAT.boolean, 'AMQP: confirm every rpc:// result, also of tasks already acked (kombu confirm_publish)', { env: 'CELERIAC_CONFIRM_PUBLISH' }),
       master_name: key(FORMAT.string, 'sentinel:// brokers: the name Sentinel monitors the master under', { env: 'CELERIAC_MASTER_NAME' }),
       sentinel_kwargs: { ...freeObject('sentinel:// brokers: {password, username} of the Sentinels themselves (JSON)', true), env: 'CELERIAC_SENTINEL_KWARGS' },
     },

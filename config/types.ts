@@ -28,6 +28,11 @@ export interface BrokerTransportOptions {
   unacked_restore_interval: number;
   /** Seconds `unacked_mutex` lives when the worker holding it dies mid-sweep (kombu's unacked_mutex_expire). */
   unacked_mutex_expire: number;
+  /**
+   * kombu's confirm_publish: rpc:// results of tasks already acked get a publisher confirm too.
+   * Off by default, as in kombu; task messages are always confirmed.
+   */
+  confirm_publish: boolean;
   /** sentinel:// brokers: the name Sentinel monitors the master under (kombu's master_name). */
   master_name: string;
   /** sentinel:// brokers: the Sentinels' own credentials ({password, username}), as kombu's sentinel_kwargs. */

@@ -59,6 +59,8 @@ describe('defaults (APP_ENV unset = development, common only)', () => {
     expect(config.celery.broker_transport_options.priority_steps).toEqual([0, 3, 6, 9]);
     expect(config.celery.broker_transport_options.unacked_mutex_expire).toBe(300);
     expect(loadConfig({ env: { CELERIAC_UNACKED_MUTEX_EXPIRE: '3' } }).celery.broker_transport_options.unacked_mutex_expire).toBe(3);
+    expect(config.celery.broker_transport_options.confirm_publish).toBe(false);
+    expect(loadConfig({ env: { CELERIAC_CONFIRM_PUBLISH: 'true' } }).celery.broker_transport_options.confirm_publish).toBe(true);
     expect(config.celery.broker_transport_options.sep).toBe('\x06\x16');
     expect(config.celery.result_expires).toBe(86400);
     expect(config.celery.accept_content).toEqual(['json', 'msgpack', 'yaml']);

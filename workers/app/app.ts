@@ -204,6 +204,7 @@ export class Celeriac<T extends TaskMap = Record<never, never>> implements HostP
         brokerUrl: this.options.brokerUrl,
         brokerFailoverStrategy: this.options.brokerFailoverStrategy,
         brokerSsl: this.options.brokerUseSsl,
+        confirmPublish: this.options.brokerTransportOptions.confirm_publish === true,
         ssl: this.options.redisBackendUseSsl,
         mongodbSettings: this.options.mongodbBackendSettings,
         expires: this.options.resultExpires,

@@ -47,12 +47,18 @@ export interface StoreContext {
   queue?: string;
   replyTo?: string;
   correlationId?: string;
+  /**
+   * The task's message is already acknowledged (early ack): nothing waits on this store, so rpc://
+   * may publish it without a publisher confirm, as Celery does. Unset means the caller may ack
+   * only after the store resolves.
+   */
+  messageAcked?: boolean;
 }
 
 export interface ResultBackend {
   readonly kind: string;
   connect(): Promise<void>;
-  /** Store (overwrite) the task's meta document; resolves when durably written. */
+  /** Store (overwrite) the task's meta document; resolves when written (rpc://: see StoreContext.messageAcked). */
   store(meta: ResultMeta, context?: StoreContext): Promise<void>;
   get(taskId: string): Promise<ResultMeta | null>;
   /** Resolve with the meta once the task reaches a ready state; reject on timeout (ms). */

@@ -13,6 +13,8 @@ export interface BackendFactoryOptions {
   brokerFailoverStrategy?: 'round-robin' | 'shuffle';
   /** broker_use_ssl, for rpc:// (over the broker). */
   brokerSsl?: Record<string, unknown> | null;
+  /** kombu's confirm_publish (broker_transport_options): rpc:// confirms every result. */
+  confirmPublish?: boolean;
   /** redis_backend_use_ssl, for rediss:// results. */
   ssl?: Record<string, unknown> | null;
   expires?: number | null;
@@ -45,7 +47,13 @@ export function createBackend(url: string, opts: BackendFactoryOptions = {}): Re
       if (!opts.brokerUrl || !/^(amqps?|pyamqp):/i.test(opts.brokerUrl)) {
         throw new Error('rpc:// results need an AMQP broker (amqp://): they travel as broker messages');
       }
-      return new RpcBackend({ brokerUrl: opts.brokerUrl, expires: opts.expires, ssl: opts.brokerSsl, failoverStrategy: opts.brokerFailoverStrategy });
+      return new RpcBackend({
+        brokerUrl: opts.brokerUrl,
+        expires: opts.expires,
+        ssl: opts.brokerSsl,
+        failoverStrategy: opts.brokerFailoverStrategy,
+        confirmPublish: opts.confirmPublish,
+      });
     case 'mongodb':
     case 'mongodb+srv':
       return new MongoBackend({ url, settings: opts.mongodbSettings, expires: opts.expires, logger: opts.logger });

@@ -87,7 +87,7 @@ export class Outcomes {
         return;
       }
     }
-    if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery, children);
+    if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery, { children, messageAcked: job.acked });
     // Checked here too: a plain task (nearly all) pays no closure and no await for it (#16).
     if (WorkerCanvas.involved(request)) await this.afterStored(request, (c) => c.succeeded(request, value ?? null));
     if (job.options.on_success) await this.hook(job, 'on_success', value ?? null);
@@ -113,7 +113,7 @@ export class Outcomes {
       if (!error.requeue) {
         // Celery 5.7 (issue #4222): a message rejected for good is a FAILURE, not PENDING forever.
         const exc = serializeException(error);
-        if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, formatTraceback(error), job.delivery);
+        if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, formatTraceback(error), job.delivery, { messageAcked: job.acked });
         this.deps.emit('task-failed', { request, exception: `Reject(${pyRepr(error.message)})`, runtime });
       }
       if (!job.acked) await (error.requeue ? this.requeue(job) : this.settle(job.delivery, 'reject'));
@@ -128,7 +128,7 @@ export class Outcomes {
     const failure = retry; // autoRetry returns the error to fail with when it does not retry
     if (failure instanceof TaskRevokedError && this.deps.revoked.has(request.id)) {
       // Terminated by a remote revoke: REVOKED, as Celery stores it.
-      if (!ignoresResult(job)) await this.storeState(request, 'REVOKED', serializeException(failure), null, job.delivery);
+      if (!ignoresResult(job)) await this.storeState(request, 'REVOKED', serializeException(failure), null, job.delivery, { messageAcked: job.acked });
       await this.afterStored(request, (c) => c.revoked(request, failure));
       this.deps.emit('task-revoked', { request, expired: false, terminated: true });
       if (!job.acked) await this.settle(job.delivery, 'ack');
@@ -144,7 +144,7 @@ export class Outcomes {
     const traceback = formatTraceback(failure);
     this.log.error(`Task ${request.task}[${request.id}] raised unexpected: ${exc.exc_type}(${exc.exc_message.map((m) => pyRepr(m)).join(', ')})`);
     // Celery's store_errors_even_if_ignored defaults to False: ignore_result skips failures too.
-    if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery);
+    if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery, { messageAcked: job.acked });
     await this.afterStored(request, (c) => c.failed(request, failure, traceback));
     if (job.options.on_failure) await this.hook(job, 'on_failure', failure);
     this.deps.emit('task-failed', { request, exception: `${exc.exc_type}(${pyRepr(exc.exc_message[0] ?? '')})`, traceback, runtime });
@@ -158,7 +158,7 @@ export class Outcomes {
   async discarded(job: Job, error: TaskRevokedError): Promise<void> {
     const { request } = job;
     try {
-      await this.storeState(request, 'REVOKED', serializeException(error), null, job.delivery);
+      await this.storeState(request, 'REVOKED', serializeException(error), null, job.delivery, { messageAcked: job.acked });
       await this.afterStored(request, (c) => c.revoked(request, error));
     } catch (err) {
       this.log.error(`Task ${request.task}[${request.id}] could not be stored as REVOKED: ${(err as Error).message}`);
@@ -189,13 +189,21 @@ export class Outcomes {
     });
     await this.deps.transport().publish({ message, exchange: delivery.exchange, routingKey: delivery.routingKey || delivery.queue });
     const exc = retry.exc === undefined ? null : serializeException(retry.exc);
-    if (!ignoresResult(job)) await this.storeState(request, 'RETRY', exc, retry.exc ? formatTraceback(retry.exc) : null, delivery);
+    if (!ignoresResult(job)) await this.storeState(request, 'RETRY', exc, retry.exc ? formatTraceback(retry.exc) : null, delivery, { messageAcked: job.acked });
     this.log.info(`Task ${request.task}[${request.id}] retry: ${retry.message}`);
     this.deps.emit('task-retried', { request, reason: retry.message, retry });
     if (!job.acked) await this.settle(delivery, 'ack');
   }
 
-  async storeState(request: TaskRequest, state: TaskState, result: unknown, traceback: string | null, delivery: Delivery, children?: unknown[]): Promise<void> {
+  /** `messageAcked`: the task's message is acked already (StoreContext.messageAcked). */
+  async storeState(
+    request: TaskRequest,
+    state: TaskState,
+    result: unknown,
+    traceback: string | null,
+    delivery: Delivery,
+    { children, messageAcked }: { children?: unknown[]; messageAcked?: boolean } = {},
+  ): Promise<void> {
     const backend = this.deps.backend();
     if (!backend) return;
     const meta = buildMeta(request.id, state, result, {
@@ -214,7 +222,7 @@ export class Outcomes {
       },
     });
     try {
-      await backend.store(meta, { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id });
+      await backend.store(meta, { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id, messageAcked });
     } catch (err) {
       if (!(err instanceof TypeError || (err as Error).name === 'TypeError')) throw err;
       // The result could not be encoded (BigInt, cycles): store that as the failure instead.

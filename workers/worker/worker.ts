@@ -48,7 +48,7 @@ class JobRun implements TaskRun {
   ) {}
 
   updateState(state: string, meta: unknown): Promise<void> {
-    return this.outcomes.storeState(this.job.request, state, meta, null, this.job.delivery);
+    return this.outcomes.storeState(this.job.request, state, meta, null, this.job.delivery, { messageAcked: this.job.acked });
   }
 
   canvasHost(): Promise<CanvasHost> {
@@ -307,7 +307,7 @@ export class Worker extends EventEmitter {
         this.transport.beforeRunUnacked?.(job.delivery);
       }
       if (options.track_started) {
-        await this.outcomes.storeState(request, 'STARTED', { pid: process.pid, hostname: this.options.hostname }, null, job.delivery);
+        await this.outcomes.storeState(request, 'STARTED', { pid: process.pid, hostname: this.options.hostname }, null, job.delivery, { messageAcked: job.acked });
       }
       this.emit('task-started', request);
       // Counted when the task starts, as Celery's task_accepted does (Flower's "processed").
