@@ -14,6 +14,9 @@ import { WorkerCanvas } from '../canvas/trace';
 import { CanvasEnv } from '../canvas/env';
 import { exponentialBackoff } from './backoff';
 import type { Job } from './job';
+
+/** What storeState reads of a job (an unknown task's message has only these). */
+export type StoredJob = Pick<Job, 'request' | 'delivery' | 'acked'>;
 import type { RevokedSet } from './revoked';
 
 export type Settlement = 'ack' | 'reject' | 'requeue';
@@ -87,7 +90,7 @@ export class Outcomes {
         return;
       }
     }
-    if (!ignoresResult(job)) await this.storeState(request, 'SUCCESS', value ?? null, null, job.delivery, { children, messageAcked: job.acked });
+    if (!ignoresResult(job)) await this.storeState(job, 'SUCCESS', value ?? null, null, children);
     // Checked here too: a plain task (nearly all) pays no closure and no await for it (#16).
     if (WorkerCanvas.involved(request)) await this.afterStored(request, (c) => c.succeeded(request, value ?? null));
     if (job.options.on_success) await this.hook(job, 'on_success', value ?? null);
@@ -113,7 +116,7 @@ export class Outcomes {
       if (!error.requeue) {
         // Celery 5.7 (issue #4222): a message rejected for good is a FAILURE, not PENDING forever.
         const exc = serializeException(error);
-        if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, formatTraceback(error), job.delivery, { messageAcked: job.acked });
+        if (!ignoresResult(job)) await this.storeState(job, 'FAILURE', exc, formatTraceback(error));
         this.deps.emit('task-failed', { request, exception: `Reject(${pyRepr(error.message)})`, runtime });
       }
       if (!job.acked) await (error.requeue ? this.requeue(job) : this.settle(job.delivery, 'reject'));
@@ -128,7 +131,7 @@ export class Outcomes {
     const failure = retry; // autoRetry returns the error to fail with when it does not retry
     if (failure instanceof TaskRevokedError && this.deps.revoked.has(request.id)) {
       // Terminated by a remote revoke: REVOKED, as Celery stores it.
-      if (!ignoresResult(job)) await this.storeState(request, 'REVOKED', serializeException(failure), null, job.delivery, { messageAcked: job.acked });
+      if (!ignoresResult(job)) await this.storeState(job, 'REVOKED', serializeException(failure), null);
       await this.afterStored(request, (c) => c.revoked(request, failure));
       this.deps.emit('task-revoked', { request, expired: false, terminated: true });
       if (!job.acked) await this.settle(job.delivery, 'ack');
@@ -144,7 +147,7 @@ export class Outcomes {
     const traceback = formatTraceback(failure);
     this.log.error(`Task ${request.task}[${request.id}] raised unexpected: ${exc.exc_type}(${exc.exc_message.map((m) => pyRepr(m)).join(', ')})`);
     // Celery's store_errors_even_if_ignored defaults to False: ignore_result skips failures too.
-    if (!ignoresResult(job)) await this.storeState(request, 'FAILURE', exc, traceback, job.delivery, { messageAcked: job.acked });
+    if (!ignoresResult(job)) await this.storeState(job, 'FAILURE', exc, traceback);
     await this.afterStored(request, (c) => c.failed(request, failure, traceback));
     if (job.options.on_failure) await this.hook(job, 'on_failure', failure);
     this.deps.emit('task-failed', { request, exception: `${exc.exc_type}(${pyRepr(exc.exc_message[0] ?? '')})`, traceback, runtime });
@@ -158,7 +161,7 @@ export class Outcomes {
   async discarded(job: Job, error: TaskRevokedError): Promise<void> {
     const { request } = job;
     try {
-      await this.storeState(request, 'REVOKED', serializeException(error), null, job.delivery, { messageAcked: job.acked });
+      await this.storeState(job, 'REVOKED', serializeException(error), null);
       await this.afterStored(request, (c) => c.revoked(request, error));
     } catch (err) {
       this.log.error(`Task ${request.task}[${request.id}] could not be stored as REVOKED: ${(err as Error).message}`);
@@ -189,21 +192,18 @@ export class Outcomes {
     });
     await this.deps.transport().publish({ message, exchange: delivery.exchange, routingKey: delivery.routingKey || delivery.queue });
     const exc = retry.exc === undefined ? null : serializeException(retry.exc);
-    if (!ignoresResult(job)) await this.storeState(request, 'RETRY', exc, retry.exc ? formatTraceback(retry.exc) : null, delivery, { messageAcked: job.acked });
+    if (!ignoresResult(job)) await this.storeState(job, 'RETRY', exc, retry.exc ? formatTraceback(retry.exc) : null);
     this.log.info(`Task ${request.task}[${request.id}] retry: ${retry.message}`);
     this.deps.emit('task-retried', { request, reason: retry.message, retry });
     if (!job.acked) await this.settle(delivery, 'ack');
   }
 
-  /** `messageAcked`: the task's message is acked already (StoreContext.messageAcked). */
-  async storeState(
-    request: TaskRequest,
-    state: TaskState,
-    result: unknown,
-    traceback: string | null,
-    delivery: Delivery,
-    { children, messageAcked }: { children?: unknown[]; messageAcked?: boolean } = {},
-  ): Promise<void> {
+  /**
+   * Store a state of `job`'s task. `job.acked` tells the backend whether the message waits on this
+   * store (StoreContext.messageAcked): an unknown task's message, never run, counts as unacked.
+   */
+  async storeState(job: StoredJob, state: TaskState, result: unknown, traceback: string | null, children?: unknown[]): Promise<void> {
+    const { request, delivery } = job;
     const backend = this.deps.backend();
     if (!backend) return;
     const meta = buildMeta(request.id, state, result, {
@@ -222,7 +222,7 @@ export class Outcomes {
       },
     });
     try {
-      await backend.store(meta, { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id, messageAcked });
+      await backend.store(meta, { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id, messageAcked: job.acked });
     } catch (err) {
       if (!(err instanceof TypeError || (err as Error).name === 'TypeError')) throw err;
       // The result could not be encoded (BigInt, cycles): store that as the failure instead.

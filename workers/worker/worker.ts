@@ -48,7 +48,7 @@ class JobRun implements TaskRun {
   ) {}
 
   updateState(state: string, meta: unknown): Promise<void> {
-    return this.outcomes.storeState(this.job.request, state, meta, null, this.job.delivery, { messageAcked: this.job.acked });
+    return this.outcomes.storeState(this.job, state, meta, null);
   }
 
   canvasHost(): Promise<CanvasHost> {
@@ -233,7 +233,7 @@ export class Worker extends EventEmitter {
         `Did you remember to import the module containing this task?`,
     );
     void this.outcomes.settle(delivery, 'reject');
-    void this.outcomes.storeState(request, 'FAILURE', serializeException(new NotRegistered(request.task)), null, delivery);
+    void this.outcomes.storeState({ request, delivery, acked: false }, 'FAILURE', serializeException(new NotRegistered(request.task)), null);
     this.emit('task-failed', { request, exception: `NotRegistered('${request.task}')` });
   }
 
@@ -307,7 +307,7 @@ export class Worker extends EventEmitter {
         this.transport.beforeRunUnacked?.(job.delivery);
       }
       if (options.track_started) {
-        await this.outcomes.storeState(request, 'STARTED', { pid: process.pid, hostname: this.options.hostname }, null, job.delivery, { messageAcked: job.acked });
+        await this.outcomes.storeState(job, 'STARTED', { pid: process.pid, hostname: this.options.hostname }, null);
       }
       this.emit('task-started', request);
       // Counted when the task starts, as Celery's task_accepted does (Flower's "processed").
