@@ -124,6 +124,29 @@ describe('rpc:// result confirms', () => {
       expect(await messagesIn('worker-reply-full')).toBe(1);
     });
 
+    test('a result too deep to encode reaches the caller\'s reply queue as an EncodeError FAILURE', async () => {
+      const ch = await admin.createChannel();
+      await ch.assertQueue('worker-reply-encode', { durable: false });
+      const worker = await startCeleriacWorker({ brokerUrl: url, backendUrl: 'rpc://', concurrency: 1 });
+      try {
+        // demo.echo returns its argument: nested 20,000 deep, it parses but cannot be written back.
+        const { id, message } = buildTaskMessage('demo.echo', [0], {}, { replyTo: 'worker-reply-encode' });
+        const deep = '['.repeat(20_000) + ']'.repeat(20_000);
+        const body = Buffer.from(`[[${deep}], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]`);
+        const pub = await admin.createConfirmChannel();
+        await new Promise<void>((resolve, reject) => pub.publish('', 'celery', body, publishOptions(message), (err) => (err ? reject(err) : resolve())));
+        await pub.close();
+        await until(async () => (await ch.checkQueue('worker-reply-encode')).messageCount === 1, 'the EncodeError result');
+        const msg = await ch.get('worker-reply-encode', { noAck: true });
+        expect(msg && msg.properties.correlationId).toBe(id);
+        expect(msg && JSON.parse(msg.content.toString())).toMatchObject({ status: 'FAILURE', result: { exc_type: 'EncodeError' } });
+      } finally {
+        await ch.close();
+        await worker.stop();
+      }
+      expect(worker.output()).not.toMatch(/could not be completed/);
+    });
+
     test('confirm_publish: an early-acked task\'s refused result is reported', async () => {
       await fullQueue('worker-reply-full-confirmed');
       const worker = await startCeleriacWorker({ brokerUrl: url, backendUrl: 'rpc://', concurrency: 1, env: { CELERIAC_CONFIRM_PUBLISH: 'true' } });

@@ -221,13 +221,15 @@ export class Outcomes {
         children,
       },
     });
+    const context = { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id, messageAcked: job.acked };
     try {
-      await backend.store(meta, { replyTo: request.replyTo ?? undefined, correlationId: request.correlationId ?? request.id, messageAcked: job.acked });
+      await backend.store(meta, context);
     } catch (err) {
       if (!(err instanceof TypeError || (err as Error).name === 'TypeError')) throw err;
-      // The result could not be encoded (BigInt, cycles): store that as the failure instead.
+      // The result could not be encoded (BigInt, cycles): store that as the failure instead, to
+      // the same place (rpc:// needs the reply_to to send it anywhere).
       const encodeError = serializeException(Object.assign(new Error(`result is not serializable: ${(err as Error).message}`), { name: 'EncodeError' }));
-      await backend.store(buildMeta(request.id, 'FAILURE', encodeError, { traceback: null }));
+      await backend.store(buildMeta(request.id, 'FAILURE', encodeError, { traceback: null }), context);
     }
   }
 
