@@ -13,6 +13,8 @@ import { buildTaskMessage } from '../../workers/protocol/message';
 import { publishOptions } from '../../workers/transports/amqp/broadcast';
 import { freshVhost } from '../helpers/rabbit';
 import { startCeleriacWorker } from '../helpers/celeriacWorker';
+import { pyClient } from '../helpers/python';
+import type { SendReply } from '../helpers/pyReplies';
 
 describe('rpc:// result confirms', () => {
   let url: string;
@@ -157,6 +159,20 @@ describe('rpc:// result confirms', () => {
         await worker.stop();
       }
       expect(await messagesIn('celery')).toBe(0); // acked as it started, as without confirm_publish
+    });
+
+    test('Python Celery gets results both ways: unconfirmed (early ack) and confirmed (acks_late)', async () => {
+      const env = { BROKER_URL: url, RESULT_BACKEND: 'rpc://' };
+      for (const acksLate of ['false', 'true']) {
+        const worker = await startCeleriacWorker({ brokerUrl: url, backendUrl: 'rpc://', concurrency: 2, env: { CELERIAC_TASK_ACKS_LATE: acksLate } });
+        try {
+          const reply = await pyClient<SendReply>({ op: 'send', task: 'demo.add', args: [20, 22], wait: true, timeout: 20 }, { env });
+          expect(reply).toMatchObject({ state: 'SUCCESS', result: 42 });
+        } finally {
+          await worker.stop();
+        }
+        expect(await messagesIn('celery')).toBe(0);
+      }
     });
 
     test('acks_late: a result the broker refuses is never followed by the ack; the message stays queued', async () => {
