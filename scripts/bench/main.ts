@@ -81,7 +81,7 @@ if (flags.help) {
       '  --latency N               round trips per worker (500; 0 = skip); on Redis the Python client takes turns between the workers',
       '  --warmup N                uncounted round trips before those (20)',
       '  --celeriac-concurrency N  Celeriac -c for the main contender (100); -c 8 always runs too',
-      '  --only a,b                contenders: celeriac, celeriac8, prefork, threads, celerynode; amqp also amqplib (reference)',
+      '  --only a,b                contenders: celeriac, celeriac8, prefork, threads, celerynode; references ioredis (redis), amqplib (amqp)',
       '  --profile                 one more Celeriac drain per broker (and AMQP mode) under node --cpu-prof, summarized',
       '  --celeriac-node-arg A     extra node argument for Celeriac workers, repeatable (experiments: -r preload.js)',
       '  --compiled                brokers suite: run Celeriac from dist/ (npm run build first) instead of the source under tsx',
@@ -235,6 +235,16 @@ function report(rows: Row[], outcomes: BenchOutcome[], pyVersion: string[], seco
       const each = cel.runs.map((run) => (run.rate / other.drain.rate).toFixed(1)).join(', ');
       out.push(`  ${cel.broker}/${cel.results}: ${cel.contender.label} / ${other.contender.label}: ${(cel.drain.rate / other.drain.rate).toFixed(1)}x (${each})`);
     }
+  }
+  // The bare references (rawredis.ts, rawconsumer.ts) set the floor a Node consumer can reach.
+  for (const cel of rows.filter((r) => r.contender.kind === 'celeriac')) {
+    const ref = rows.find((x) => x.broker === cel.broker && x.results === cel.results && x.contender.kind === 'reference');
+    if (!ref) continue;
+    const cpu = (r: Row): string => fmt(perTask(r.drain.workerCpuS, r.drain.tasks), 0);
+    out.push(
+      `  ${cel.broker}/${cel.results}: ${cel.contender.label} / ${ref.contender.label}: ${((cel.drain.rate / ref.drain.rate) * 100).toFixed(1)}% of its tasks/s; ` +
+        `worker CPU ${cpu(cel)} against ${cpu(ref)} µs/task`,
+    );
   }
   const amqpMain = rows.filter((r) => r.broker === 'amqp' && r.contender.id === 'celeriac');
   if (amqpMain.length) {

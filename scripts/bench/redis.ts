@@ -13,9 +13,10 @@
  *   5. with the worker idle and still running (`redis` mode): sequential apply_async().get()
  *      round trips from a Python client, and from the worker's own Node client, p50/p99;
  *   6. the physical reference: redis-benchmark for the commands a task costs (redisref.ts);
- *   7. with --profile, one more Celeriac drain under `node --cpu-prof`, summarized.
- * Contenders: Celeriac -c 100 and -c 8, Python Celery prefork -c 2 and threads -c 8, and
- * celery-node (peer.ts; it reads kombu's `celery` list as it is, so it drains the same messages).
+ *   7. with --profile, one more Celeriac drain per results mode under `node --cpu-prof`, summarized.
+ * Contenders: Celeriac -c 100 and -c 8, Python Celery prefork -c 2 and threads -c 8,
+ * celery-node (peer.ts; it reads kombu's `celery` list as it is, so it drains the same messages),
+ * and a bare ioredis consumer (rawredis.ts: the floor of a Node consumer with no framework).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
@@ -207,7 +208,19 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
     }),
   });
   const celerynode: Contender = { ...CELERYNODE, argv: (t) => celerynodeArgv(url(t.brokerDb), url(t.resultsDb), o.celerynodeNoDelay) };
-  const all = [celeriac(o.celeriacC), ...(o.celeriacC !== 8 ? [celeriac(8)] : []), celery('prefork', 2), celery('threads', 8), celerynode];
+  const bare: Contender = {
+    id: 'ioredis',
+    label: 'bare ioredis consumer (reference)',
+    kind: 'reference',
+    processes: 1,
+    argv: (t) => ({
+      cmd: process.execPath,
+      args: ['-r', 'tsx/cjs', join(BENCH_DIR, 'rawredis.ts'), url(t.brokerDb), t.mode === 'redis' ? url(t.resultsDb) : '', String(o.celeriacC * 4)],
+      cwd: ROOT,
+      env: cleanEnv(),
+    }),
+  };
+  const all = [celeriac(o.celeriacC), ...(o.celeriacC !== 8 ? [celeriac(8)] : []), celery('prefork', 2), celery('threads', 8), celerynode, bare];
   const selected = all.filter((c) => !o.only || o.only.has(c.id));
   const gaps: Gap[] = [];
   const runsIn = (mode: RedisMode): Contender[] =>
@@ -411,18 +424,18 @@ export async function runRedis(o: RedisBenchOptions): Promise<BenchOutcome> {
   }
 
   let profileText = '';
-  if (o.profile) {
-    const profDir = join('/tmp', `celeriac-bench-prof-redis-${Date.now()}`);
+  for (const mode of o.profile ? o.modes : []) {
+    const profDir = join('/tmp', `celeriac-bench-prof-redis-${mode}-${Date.now()}`);
     mkdirSync(profDir, { recursive: true });
     const c = celeriac(o.celeriacC);
-    log(`redis: ${c.label} under --cpu-prof: draining ${N} tasks...`);
-    const { result, proc: worker } = await drain(c, 'redis', profDir);
+    log(`redis/${mode}: ${c.label} under --cpu-prof: draining ${N} tasks...`);
+    const { result, proc: worker } = await drain(c, mode, profDir);
     await stop(worker);
     const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error(`no .cpuprofile written to ${profDir}`);
     const summary = summarizeProfile(loadProfile(join(profDir, file)), 25, result.windowUs);
-    profileText =
-      `\nProfile of ${c.label} draining ${N} on Redis (profiled run: ${result.rate.toFixed(0)} tasks/s; ` +
+    profileText +=
+      `\nProfile of ${c.label} draining ${N} on Redis, results ${mode === 'redis' ? 'in Redis' : 'ignored'} (profiled run: ${result.rate.toFixed(0)} tasks/s; ` +
       `worker CPU ${result.workerCpuS.toFixed(2)} s, redis-server CPU ${result.brokerCpuS.toFixed(2)} s)\n` +
       `file: ${join(profDir, file)}\n${formatSummary(summary)}\n`;
   }
