@@ -40,6 +40,15 @@ describe('protocol v2', () => {
     expect(req.replyTo).toBe('r-1');
   });
 
+  it('reads numeric headers given as numbers or numeric strings; any other type counts as absent, never a crash', () => {
+    const req = parseTaskMessage(v2([[], {}, null], { group_index: '3', retries: '2', timelimit: ['1.5', 'x'] }));
+    expect([req.groupIndex, req.retries, req.timeLimit]).toEqual([3, 2, [1.5, null]]);
+    // From JSON: {"toString": 0} made Number() throw a TypeError instead of parsing or refusing.
+    const odd = { toString: 0 };
+    const req2 = parseTaskMessage(v2([[], {}, null], { group_index: odd, retries: odd, timelimit: [odd, [7]] }));
+    expect([req2.groupIndex, req2.retries, req2.timeLimit]).toEqual([null, 0, [null, null]]);
+  });
+
   it("keeps the producer's eta/expires strings (microseconds) and the message properties, as Celery's request", () => {
     const req = parseTaskMessage(v2([[], {}, null], { eta: '2030-01-01T00:00:00.123456+00:00', expires: '2030-01-02T00:00:00.654321' }));
     expect(req.etaIso).toBe('2030-01-01T00:00:00.123456+00:00');

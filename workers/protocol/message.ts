@@ -71,8 +71,13 @@ function optString(v: unknown, field: string): string | null {
   return v;
 }
 
+/**
+ * A number, or a numeric string some producers send; anything else counts as absent. Only those
+ * two types reach Number(): a JSON object such as {"toString": 0} makes Number() throw a
+ * TypeError, which is not a ContentError (found by fuzz-protocol).
+ */
 function optNumber(v: unknown): number | null {
-  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' && typeof v !== 'string') return null;
   const n = Number(v);
   return Number.isFinite(n) ? n : null;
 }
