@@ -8,7 +8,9 @@
  * from the CI log) and exits with the run's own status (jest sets it in an 'exit' listener when
  * the run failed). The timer is unref'd: it never keeps the process alive itself.
  */
+import { createHook } from 'node:async_hooks';
 import fs from 'node:fs';
+import timers from 'node:timers';
 import { ChildProcess } from 'node:child_process';
 import { Server, Socket } from 'node:net';
 
@@ -41,15 +43,18 @@ function childProcesses(): string[] {
 /**
  * Timers never show as handles (process._getActiveHandles), and jest runs every test file in this
  * process (maxWorkers 1): a test's forgotten timer keeps it alive. So globalSetup wraps the global
- * setTimeout and setInterval, which each test file's globals read lazily from here, and
- * remembers where every interval and every timeout of 1 s or more was made, until it fires or is
- * cleared. Shorter timeouts end by themselves soon enough not to matter.
+ * setTimeout and setInterval, which each test file's globals read lazily from here, and the same
+ * functions of the `timers` module, which libraries import instead (the MongoDB driver's monitors
+ * do), and remembers where every interval and every timeout of 1 s or more was made, until it fires
+ * or is cleared. A shorter timeout that keeps re-arming itself (a reconnect loop) is caught after
+ * the run instead: see recordNewTimers.
  */
 const longTimers = new Map<unknown, string>();
 const LONG_TIMEOUT_MS = 1_000;
 
 export function recordLongTimers(): void {
   const g = globalThis as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const timersModule = timers as unknown as Record<string, (...args: unknown[]) => unknown>;
   const wrap = (name: 'setTimeout' | 'setInterval'): void => {
     const original = g[name]!;
     const wrapped = function (this: unknown, callback: unknown, delay?: unknown, ...rest: unknown[]): unknown {
@@ -74,30 +79,68 @@ export function recordLongTimers(): void {
       if (key !== 'length' && key !== 'name' && key !== 'prototype') Reflect.defineProperty(wrapped, key, Reflect.getOwnPropertyDescriptor(original, key)!);
     }
     g[name] = wrapped;
+    if (timersModule[name] === original) timersModule[name] = wrapped;
   };
   wrap('setTimeout');
   wrap('setInterval');
   for (const name of ['clearTimeout', 'clearInterval'] as const) {
     const original = g[name]!;
-    g[name] = function (this: unknown, timer: unknown): unknown {
+    const wrapped = function (this: unknown, timer: unknown): unknown {
       longTimers.delete(timer);
       return original.call(this, timer);
     };
+    g[name] = wrapped;
+    if (timersModule[name] === original) timersModule[name] = wrapped;
   }
+}
+
+/**
+ * Where each timer made after the run ended was made, while it is pending. A leak that re-arms
+ * itself (a client retrying a server globalTeardown has stopped, every few hundred ms) makes new
+ * ones during the watchdog's grace time, however it makes them: global, `timers` module, or
+ * node's own (socket timeouts). Enabled only from globalTeardown on: it costs nothing in tests.
+ */
+const newTimers = new Map<number, { resource: unknown; where: string }>();
+
+/** The stack's frames outside node's internals and this file: where the timer was asked for. */
+function callerFrames(stack: string | undefined): string {
+  const frames = (stack ?? '').split('\n').slice(1);
+  return frames.filter((f) => !/\(node:|at node:|exitWatchdog/.test(f)).slice(0, 6).join('\n');
+}
+
+function recordNewTimers(): void {
+  createHook({
+    init(asyncId, type, _trigger, resource) {
+      if (type !== 'Timeout') return;
+      newTimers.set(asyncId, { resource, where: callerFrames(new Error().stack) });
+    },
+    destroy(asyncId) {
+      newTimers.delete(asyncId);
+    },
+  }).enable();
 }
 
 /** The remembered timers still pending and still holding the process (not unref'd). */
+function holds(timer: unknown): boolean {
+  const t = timer as { hasRef?: () => boolean; _destroyed?: boolean };
+  return !t._destroyed && t.hasRef?.() !== false;
+}
+
 function heldTimers(): string[] {
-  const out: string[] = [];
-  for (const [timer, where] of longTimers) {
-    const t = timer as { hasRef?: () => boolean; _destroyed?: boolean };
-    if (t._destroyed || t.hasRef?.() === false) continue;
-    out.push(where);
+  return [...longTimers].filter(([timer]) => holds(timer)).map(([, where]) => where);
+}
+
+/** The pending timers made after the run ended, one line per distinct place (with a count). */
+function heldNewTimers(): string[] {
+  const counts = new Map<string, number>();
+  for (const { resource, where } of newTimers.values()) {
+    if (holds(resource)) counts.set(where, (counts.get(where) ?? 0) + 1);
   }
-  return out;
+  return [...counts].map(([where, n]) => `${n} made after the run${where ? `\n${where}` : ' (no stack)'}`);
 }
 
 export function armExitWatchdog(graceMs = 30_000): void {
+  recordNewTimers();
   const timer = setTimeout(() => {
     const internals = process as unknown as { _getActiveHandles(): unknown[] };
     const lines = [
@@ -106,6 +149,7 @@ export function armExitWatchdog(graceMs = 30_000): void {
       ...internals._getActiveHandles().map((h) => `  handle: ${describeHandle(h)}`),
       ...childProcesses().map((c) => `  child: ${c}`),
       ...heldTimers().map((t) => `  timer: ${t.replace(/\n/g, '\n    ')}`),
+      ...heldNewTimers().map((t) => `  new timer: ${t.replace(/\n/g, '\n    ')}`),
       '[exit watchdog] exiting with the run\'s own status',
     ];
     process.stderr.write(`${lines.join('\n')}\n`);
