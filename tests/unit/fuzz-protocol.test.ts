@@ -12,7 +12,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { parseTaskMessage, type TaskRequest } from '../../workers/protocol/message';
 import { ContentError, stringifyJson } from '../../workers/protocol/serializers';
-import { decodeEnvelope, EnvelopeError, envelopeToMessage } from '../../workers/transports/virtualEnvelope';
+import { decodeEnvelope, EnvelopeError, envelopePriority, envelopeToMessage, type VirtualEnvelope } from '../../workers/transports/virtualEnvelope';
 import type { BrokerMessage } from '../../workers/transports/transport';
 import { deliveryTagOf } from '../../workers/transports/redis/redisTransport';
 import { FUZZ_TASK, fuzzCase, rawPayload } from '../helpers/fuzzMessages';
@@ -83,17 +83,27 @@ it('2,000 Redis list payloads: an envelope or an EnvelopeError, then a request o
   fc.assert(
     fc.property(rawPayload(), (raw) => {
       let message: BrokerMessage;
+      let envelope: VirtualEnvelope;
       try {
-        message = envelopeToMessage(decodeEnvelope(raw));
+        envelope = decodeEnvelope(raw);
+        message = envelopeToMessage(envelope);
       } catch (err) {
         if (!(err instanceof EnvelopeError)) throw new Error(`not an EnvelopeError: ${(err as Error).name}: ${(err as Error).message}`, { cause: err });
         return;
       }
+      // Every restore of the message reads it: it must never throw.
+      expect([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).toContain(envelopePriority(envelope));
       parseOrReason(message);
     }),
     { numRuns: RUNS / 5, seed },
   );
 }, 600_000);
+
+it("envelopePriority: kombu's 0..9 clamp, and 0 for anything int() refuses (never a throw)", () => {
+  const withPriority = (priority: unknown): VirtualEnvelope => decodeEnvelope(JSON.stringify({ body: '', headers: {}, properties: { delivery_tag: 't', priority } }));
+  expect([3, '7', 12, -1, 4.9, true].map((p) => envelopePriority(withPriority(p)))).toEqual([3, 7, 9, 0, 4, 1]);
+  expect([null, 'x', [5], { toString: 0 }].map((p) => envelopePriority(withPriority(p)))).toEqual([0, 0, 0, 0]);
+});
 
 it('deliveryTagOf finds the tag claim.lua recorded, whatever characters it holds', () => {
   fc.assert(

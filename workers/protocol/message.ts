@@ -72,12 +72,12 @@ function optString(v: unknown, field: string): string | null {
 }
 
 /**
- * A number, or a numeric string some producers send; anything else counts as absent. Only those
- * two types reach Number(): a JSON object such as {"toString": 0} makes Number() throw a
- * TypeError, which is not a ContentError (found by fuzz-protocol).
+ * A number, or a numeric string some producers send (a boolean counts as 0/1, as in Python);
+ * anything else counts as absent. Only those types reach Number(): a JSON object such as
+ * {"toString": 0} makes it throw a TypeError, which is not a ContentError (found by fuzz-protocol).
  */
 function optNumber(v: unknown): number | null {
-  if (typeof v !== 'number' && typeof v !== 'string') return null;
+  if (typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') return null;
   const n = Number(v);
   return Number.isFinite(n) ? n : null;
 }

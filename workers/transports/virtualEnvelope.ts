@@ -80,9 +80,14 @@ export function envelopeToMessage(env: VirtualEnvelope): BrokerMessage {
   };
 }
 
-/** kombu's virtual Channel._get_message_priority (reverse=False): clamp to 0..9, default 0. */
+/**
+ * kombu's virtual Channel._get_message_priority (reverse=False): clamp to 0..9, default 0 for
+ * anything int() refuses. Only numbers, strings and booleans (int(True) is 1) reach Number(): a
+ * JSON object such as {"toString": 0} makes it throw, which would fail every restore of it.
+ */
 export function envelopePriority(env: VirtualEnvelope): number {
-  const p = Number(env.properties.priority);
+  const raw: unknown = env.properties.priority;
+  const p = typeof raw === 'number' || typeof raw === 'string' || typeof raw === 'boolean' ? Number(raw) : NaN;
   if (!Number.isFinite(p)) return 0;
   return Math.max(0, Math.min(9, Math.trunc(p)));
 }
