@@ -4,6 +4,8 @@ import { buildTaskMessage, parseTaskMessage, InvalidMessageError } from '../../w
 import { decodeBody, decompress, ContentError, MAX_DECOMPRESSED_BYTES, stringifyJson, parseJson } from '../../workers/protocol/serializers';
 import { argsRepr, pyRepr } from '../../workers/protocol/repr';
 import type { BrokerMessage } from '../../workers/transports/transport';
+import { replacement } from '../../workers/canvas/replace';
+import { signature } from '../../workers/canvas/signature';
 
 function v2(body: unknown, headers: Record<string, unknown> = {}, contentType = 'application/json'): BrokerMessage {
   const raw = contentType === 'application/x-msgpack' ? pack(body) : Buffer.from(JSON.stringify(body));
@@ -157,5 +159,20 @@ describe('Python ints beyond 2**53', () => {
     const msg = v2(null, {}, 'application/x-msgpack');
     msg.body = pack([[9007199254740993n], {}, {}]);
     expect(parseTaskMessage(msg).args).toEqual([9007199254740993n]);
+  });
+});
+
+describe('Task.replace nesting', () => {
+  const request = (nesting: unknown) => {
+    const { message } = buildTaskMessage('demo.add', [1, 2]);
+    message.headers.replaced_task_nesting = nesting;
+    return parseTaskMessage(message);
+  };
+
+  it('counts one more than the message says; anything but a number counts as none (an object never throws)', () => {
+    const nestingOf = (r: ReturnType<typeof request>): unknown => (replacement(r, signature('demo.add', [3, 4])).signature.options as Record<string, unknown>).replaced_task_nesting;
+    expect(nestingOf(request(2))).toBe(3);
+    expect(nestingOf(request(undefined))).toBe(1);
+    expect(nestingOf(request({ toString: 0 }))).toBe(1);
   });
 });
