@@ -6,6 +6,7 @@ import './maps'; // registers every signature kind for fromDict
 import { randomUUID } from 'node:crypto';
 import { PythonError, Replace } from '../app/errors';
 import type { TaskRequest } from '../protocol/message';
+import { numberOrNull } from '../protocol/number';
 import { AsyncResult } from '../producer/asyncResult';
 import { GroupResult } from '../producer/groupResult';
 import { Signature, maybeSignature, signature } from './signature';
@@ -46,10 +47,7 @@ export function replacement(request: TaskRequest, input: Signature | SignatureDi
   // The replacement takes this task's id, so results already handed out stay valid. Its reply_to
   // is this task's caller's (Celery uses the worker's own, which no rpc:// caller reads).
   sig.freeze(freezingHost(request.replyTo ?? randomUUID()), { id: request.id });
-  // A number in every Celery message; anything else (even an object from a broken producer,
-  // which Number() would throw on) counts as no nesting yet.
-  const previous = request.headers.replaced_task_nesting;
-  const nesting = (typeof previous === 'number' && Number.isFinite(previous) ? previous : 0) + 1;
+  const nesting = (numberOrNull(request.headers.replaced_task_nesting) ?? 0) + 1;
   sig.set({ chord: request.embed.chord, group_id: request.group, group_index: request.groupIndex, root_id: request.rootId, replaced_task_nesting: nesting });
   if (isChain(sig)) for (const t of sig.tasks) t.set({ replaced_task_nesting: nesting });
   for (const t of [...(request.embed.chain ?? [])].reverse()) {

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { BrokerMessage } from '../transports/transport';
 import { decodeBody, decompress, encodeBody, compress as compressBody, ContentError, type SerializerName } from './serializers';
 import { argsRepr, pyRepr } from './repr';
+import { numberOrNull } from './number';
 
 export interface Embed {
   callbacks: unknown[] | null;
@@ -71,17 +72,6 @@ function optString(v: unknown, field: string): string | null {
   return v;
 }
 
-/**
- * A number, or a numeric string some producers send (a boolean counts as 0/1, as in Python);
- * anything else counts as absent. Only those types reach Number(): a JSON object such as
- * {"toString": 0} makes it throw a TypeError, which is not a ContentError (found by fuzz-protocol).
- */
-function optNumber(v: unknown): number | null {
-  if (typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') return null;
-  const n = Number(v);
-  return Number.isFinite(n) ? n : null;
-}
-
 /** eta/expires: ISO 8601 strings (v2), or numbers (seconds since epoch) some producers send. */
 function optDate(v: unknown, field: string): Date | null {
   if (v === undefined || v === null || v === '') return null;
@@ -112,7 +102,7 @@ export function pyIsoOf(raw: unknown, parsed: Date | null): string | null {
 
 function parseTimeLimit(v: unknown): [number | null, number | null] {
   if (!Array.isArray(v)) return [null, null];
-  return [optNumber(v[0]), optNumber(v[1])];
+  return [numberOrNull(v[0]), numberOrNull(v[1])];
 }
 
 const EMPTY_EMBED: Embed = { callbacks: null, errbacks: null, chain: null, chord: null };
@@ -138,7 +128,7 @@ function parseV2(headers: Record<string, unknown>, body: unknown, message: Broke
     args,
     kwargs,
     embed: { ...EMPTY_EMBED, ...(embed as Partial<Embed> | undefined) },
-    retries: optNumber(headers.retries) ?? 0,
+    retries: numberOrNull(headers.retries) ?? 0,
     eta,
     expires,
     etaIso: pyIsoOf(headers.eta, eta),
@@ -146,7 +136,7 @@ function parseV2(headers: Record<string, unknown>, body: unknown, message: Broke
     rootId: optString(headers.root_id, 'root_id'),
     parentId: optString(headers.parent_id, 'parent_id'),
     group: optString(headers.group, 'group'),
-    groupIndex: optNumber(headers.group_index),
+    groupIndex: numberOrNull(headers.group_index),
     timeLimit: parseTimeLimit(headers.timelimit),
     argsrepr: typeof headers.argsrepr === 'string' ? headers.argsrepr : argsRepr(args),
     kwargsrepr: typeof headers.kwargsrepr === 'string' ? headers.kwargsrepr : pyRepr(kwargs),
@@ -184,7 +174,7 @@ function parseV1(body: unknown, message: BrokerMessage): TaskRequest {
       chain: null,
       chord,
     },
-    retries: optNumber(body.retries) ?? 0,
+    retries: numberOrNull(body.retries) ?? 0,
     eta,
     expires,
     etaIso: pyIsoOf(body.eta, eta),

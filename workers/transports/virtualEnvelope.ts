@@ -5,6 +5,7 @@
  * delivery_info {exchange, routing_key} and priority.
  */
 import { randomUUID } from 'node:crypto';
+import { numberOrNull } from '../protocol/number';
 import type { BrokerMessage, MessageProperties } from './transport';
 
 export interface VirtualEnvelope {
@@ -80,14 +81,9 @@ export function envelopeToMessage(env: VirtualEnvelope): BrokerMessage {
   };
 }
 
-/**
- * kombu's virtual Channel._get_message_priority (reverse=False): clamp to 0..9, default 0 for
- * anything int() refuses. Only numbers, strings and booleans (int(True) is 1) reach Number(): a
- * JSON object such as {"toString": 0} makes it throw, which would fail every restore of it.
- */
+/** kombu's virtual Channel._get_message_priority (reverse=False): clamp to 0..9, default 0. */
 export function envelopePriority(env: VirtualEnvelope): number {
-  const raw: unknown = env.properties.priority;
-  const p = typeof raw === 'number' || typeof raw === 'string' || typeof raw === 'boolean' ? Number(raw) : NaN;
-  if (!Number.isFinite(p)) return 0;
+  const p = numberOrNull(env.properties.priority);
+  if (p === null) return 0;
   return Math.max(0, Math.min(9, Math.trunc(p)));
 }

@@ -14,10 +14,10 @@ import { WorkerCanvas } from '../canvas/trace';
 import { CanvasEnv } from '../canvas/env';
 import { exponentialBackoff } from './backoff';
 import type { Job } from './job';
+import type { RevokedSet } from './revoked';
 
 /** What storeState reads of a job (an unknown task's message has only these). */
 export type StoredJob = Pick<Job, 'request' | 'delivery' | 'acked'>;
-import type { RevokedSet } from './revoked';
 
 export type Settlement = 'ack' | 'reject' | 'requeue';
 
