@@ -81,3 +81,39 @@ it('survives bad input and runs every valid task around it', async () => {
   const exit = await worker.stop();
   expect(exit.code).toBe(0);
 });
+
+// {"toString": 0} as a number field made Number() throw: the message was rejected, and a restore
+// (a dead worker's unacked message, or reject with requeue) failed on every sweep, leaving the
+// message unacked for good. Both copies must run: one queued, one held by a "dead" worker.
+it('runs a task whose numeric headers and priority are JSON objects, queued or restored from unacked', async () => {
+  await Promise.all([flushDb(BROKER), flushDb(RESULTS)]);
+  const odd = { toString: 0 };
+  const oddEnvelope = (): { id: string; tag: string; payload: string } => {
+    const { id, message } = buildTaskMessage('demo.add', [1, 2]);
+    const env = encodeEnvelope({ ...message, headers: { ...message.headers, retries: odd, group_index: odd, timelimit: [odd, odd] } }, '', 'celery');
+    (env.properties as Record<string, unknown>).priority = odd;
+    return { id, tag: env.properties.delivery_tag, payload: JSON.stringify(env) };
+  };
+  const queued = oddEnvelope();
+  await broker.lpush('celery', queued.payload);
+  const held = oddEnvelope();
+  // kombu's unacked layout: [message, exchange, routing_key], scored long before visibility_timeout.
+  await broker.hset('unacked', held.tag, `[${held.payload}, "", "celery"]`);
+  await broker.zadd('unacked_index', Date.now() / 1000 - 7200, held.tag);
+
+  const worker = await startCeleriacWorker({ brokerUrl: testRedisUrl(BROKER), backendUrl: testRedisUrl(RESULTS), concurrency: 2 });
+  try {
+    const metas = await Promise.all(
+      [queued.id, held.id].map((id) => pyClient<{ state: string; result: unknown }>({ op: 'result', id, timeout: 20 }, { env: pyEnv })),
+    );
+    expect(metas.map((m) => [m.state, m.result])).toEqual([
+      ['SUCCESS', 3],
+      ['SUCCESS', 3],
+    ]);
+    for (let i = 0; i < 100 && (await broker.hlen('unacked')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await broker.hlen('unacked')).toBe(0);
+    expect(worker.output()).not.toMatch(/restore failed|TypeError/);
+  } finally {
+    expect((await worker.stop()).code).toBe(0);
+  }
+});
