@@ -9,6 +9,7 @@
  */
 import amqp from 'amqplib';
 import { amqpTargetFromUrl } from '../../workers/transports/amqp/url';
+import { successMeta } from './successMeta';
 
 async function main(): Promise<void> {
   const [url, mode, prefetchArg] = process.argv.slice(2);
@@ -25,8 +26,7 @@ async function main(): Promise<void> {
     if (!msg) return;
     if (out && msg.properties.replyTo) {
       const id = String((msg.properties.headers as Record<string, unknown> | undefined)?.id ?? msg.properties.correlationId);
-      const body = `{"status": "SUCCESS", "result": null, "traceback": null, "children": [], "date_done": "${new Date().toISOString()}", "task_id": "${id}"}`;
-      out.publish('', msg.properties.replyTo, Buffer.from(body), { contentType: 'application/json', contentEncoding: 'utf-8', correlationId: id, deliveryMode: 1 });
+      out.publish('', msg.properties.replyTo, Buffer.from(successMeta(id)), { contentType: 'application/json', contentEncoding: 'utf-8', correlationId: id, deliveryMode: 1 });
     }
     ch.ack(msg);
   });

@@ -9,6 +9,7 @@
  *   node -r tsx/cjs scripts/bench/rawredis.ts BROKER_URL RESULTS_URL|'' BATCH
  */
 import Redis from 'ioredis';
+import { successMeta } from './successMeta';
 
 const QUEUE = 'celery';
 /** Celery's default result_expires (1 day), which makes its backend write SETEX. */
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
       const id = taskId(raw);
       if (!pipe) continue;
       const key = `celery-task-meta-${id}`;
-      const meta = `{"status": "SUCCESS", "result": null, "traceback": null, "children": [], "date_done": "${new Date().toISOString()}", "task_id": "${id}"}`;
+      const meta = successMeta(id);
       pipe.setex(key, EXPIRES_S, meta).publish(key, meta);
     }
     pipe?.exec().catch(fail);
