@@ -34,9 +34,7 @@ async function main(): Promise<void> {
   }
   const broker = new Redis(brokerUrl);
   const results = resultsUrl ? new Redis(resultsUrl) : null;
-  let stopping = false;
   const stop = (): void => {
-    stopping = true;
     broker.disconnect();
     results?.disconnect();
     process.exit(0);
@@ -44,7 +42,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
-  while (!stopping) {
+  for (;;) {
     const popped = await broker.brpop(QUEUE, 1);
     if (!popped) continue;
     const rest = (await broker.rpop(QUEUE, batch - 1)) ?? [];
